@@ -1,0 +1,120 @@
+"""Checkpoints: safetensors weights plus a JSON sidecar, never pickle.
+
+``run.safetensors`` holds the tensors; ``run.json`` holds everything needed to rebuild and use the
+model without re-typing it — registered model name and constructor arguments, PreprocessSpec,
+labels, training metrics, data fingerprint, feredge version — and the sha256 of the weights file,
+so a sidecar paired with the wrong weights is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feredge import __version__
+from feredge.bundle import sha256_file
+from feredge.errors import FeredgeError
+from feredge.preprocess.spec import PreprocessSpec
+
+CHECKPOINT_SCHEMA_VERSION = 1
+
+
+@dataclass
+class CheckpointMeta:
+    model: str
+    model_kwargs: dict[str, Any]
+    spec: PreprocessSpec
+    labels: tuple[str, ...]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    data_fingerprint: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"qat": {...}}, {"epoch": 3}
+
+    def to_dict(self, weights_sha256: str) -> dict[str, Any]:
+        return {
+            "schema_version": CHECKPOINT_SCHEMA_VERSION,
+            "feredge_version": __version__,
+            "model": self.model,
+            "model_kwargs": self.model_kwargs,
+            "spec": self.spec.to_dict(),
+            "labels": list(self.labels),
+            "metrics": self.metrics,
+            "data_fingerprint": self.data_fingerprint,
+            "extra": self.extra,
+            "weights_sha256": weights_sha256,
+        }
+
+
+def sidecar_path(weights: Path) -> Path:
+    return weights.with_suffix(".json")
+
+
+def save_checkpoint(path: str | Path, state_dict: dict[str, Any], meta: CheckpointMeta) -> Path:
+    """Write ``path`` (.safetensors) and its sidecar atomically; returns the weights path."""
+    from safetensors.torch import save_file
+
+    weights = Path(path).with_suffix(".safetensors")
+    weights.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    fd, tmp = tempfile.mkstemp(dir=weights.parent, prefix=f".{weights.stem}-", suffix=".safetensors")
+    os.close(fd)
+    save_file(tensors, tmp)
+    digest = sha256_file(Path(tmp))
+    fd, tmp_json = tempfile.mkstemp(dir=weights.parent, prefix=f".{weights.stem}-", suffix=".json")
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump(meta.to_dict(digest), handle, indent=2, sort_keys=True)
+    os.replace(tmp, weights)
+    os.replace(tmp_json, sidecar_path(weights))
+    return weights
+
+
+def read_checkpoint_meta(path: str | Path) -> tuple[Path, CheckpointMeta]:
+    weights = Path(path)
+    if weights.suffix == ".json":
+        weights = weights.with_suffix(".safetensors")
+    sidecar = sidecar_path(weights)
+    if not weights.is_file():
+        raise FeredgeError(f"{weights}: checkpoint weights not found")
+    if not sidecar.is_file():
+        raise FeredgeError(f"{weights}: checkpoint has no JSON sidecar {sidecar.name}")
+    try:
+        data = json.loads(sidecar.read_text(encoding="utf-8"))
+        meta = CheckpointMeta(
+            model=str(data["model"]),
+            model_kwargs=dict(data.get("model_kwargs") or {}),
+            spec=PreprocessSpec.from_dict(data["spec"]),
+            labels=tuple(data["labels"]),
+            metrics=dict(data.get("metrics") or {}),
+            data_fingerprint=data.get("data_fingerprint"),
+            extra=dict(data.get("extra") or {}),
+        )
+        expected = data["weights_sha256"]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise FeredgeError(f"{sidecar}: malformed checkpoint sidecar ({exc.__class__.__name__}: {exc})") from None
+    if sha256_file(weights) != expected:
+        raise FeredgeError(f"{weights}: weights do not match the sidecar's sha256")
+    return weights, meta
+
+
+def load_checkpoint(path: str | Path) -> tuple[Any, CheckpointMeta]:
+    """Rebuild the registered model and load its weights (safetensors only)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from feredge.models import create_model
+
+    weights, meta = read_checkpoint_meta(path)
+    model = create_model(meta.model, **{"num_classes": len(meta.labels), **meta.model_kwargs})
+    try:
+        state = load_file(str(weights))
+    except SafetensorError as exc:
+        raise FeredgeError(f"{weights}: not a valid safetensors file ({exc})") from None
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise FeredgeError(
+            f"{weights}: weights do not fit model {meta.model} (missing {len(missing)}, unexpected {len(unexpected)})"
+        )
+    return model, meta

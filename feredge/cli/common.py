@@ -1,0 +1,59 @@
+"""Helpers shared by the commands: JSON printing, progress bars, default bundle."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+DEFAULT_BUNDLE = Path("bundles") / "mini_xception-openvino-fp32"
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
+    """A tqdm bar on stderr when it is a terminal (``disable=None``), never on stdout."""
+    from tqdm import tqdm
+
+    yield from tqdm(items, total=total, desc=desc, disable=None if enabled else True, file=sys.stderr,
+                    leave=False)
+
+
+def ensure_default_bundle(quiet: bool = False) -> Path:
+    """The shipped default model's bundle, exported on first use (needs the torch side)."""
+    if (DEFAULT_BUNDLE / "manifest.json").is_file():
+        return DEFAULT_BUNDLE
+    from feredge.export.exporter import ExportOptions, export
+
+    if not quiet:
+        print(f"exporting the default model to {DEFAULT_BUNDLE} (first use)", file=sys.stderr)
+    export(ExportOptions(target="openvino", output=DEFAULT_BUNDLE))
+    return DEFAULT_BUNDLE
+
+
+def add_json_flag(parser: Any, what: str = "results") -> None:
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
+
+
+def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
+    """A plain fixed-width table; ``columns`` is (key, header). Floats print with 3 significant places."""
+
+    def cell(value: Any) -> str:
+        if isinstance(value, float):
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return "-" if value is None else str(value)
+
+    body = [[cell(row.get(key)) for key, _ in columns] for row in rows]
+    widths = [max(len(header), *(len(r[i]) for r in body)) if body else len(header)
+              for i, (_, header) in enumerate(columns)]
+    lines = ["  ".join(h.ljust(w) for (_, h), w in zip(columns, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in body]
+    return "\n".join(lines)

@@ -1,0 +1,1 @@
+"""Export: model → verified ONNX → OpenVINO IR / TensorRT-ready ONNX → bundle (torch side)."""

@@ -1,0 +1,141 @@
+"""The export driver: model source → staged bundle with verified artifacts and a manifest.
+
+Steps shared by every target: the deploy graph's weights (safetensors, so the torch runtime and
+later rebuilds can use the bundle) and an fp32 ONNX verified against PyTorch on real faces. The
+target then adds its own artifacts (:mod:`feredge.export.targets`). Every numerical check is
+recorded in the manifest's ``parity`` list; one that fails aborts the export, and because the
+bundle is staged, nothing already at the destination is touched.
+"""
+
+from __future__ import annotations
+
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feredge import __version__
+from feredge.bundle import BUNDLE_SCHEMA_VERSION, file_entry, staged_bundle, write_manifest
+from feredge.calibration.reference import ReferenceSet, reference_faces
+from feredge.errors import FeredgeError
+from feredge.export.onnx_export import DEFAULT_OPSET, export_onnx, torch_logits
+from feredge.export.source import ModelSource, resolve_source
+from feredge.export.targets import resolve_target
+from feredge.parity import ParityResult
+
+
+@dataclass
+class ExportOptions:
+    target: str = "openvino"
+    precision: str = "fp32"
+    output: Path | None = None
+    model: str | None = None
+    checkpoint: Path | None = None
+    max_batch: int = 64
+    opset: int = DEFAULT_OPSET
+    force: bool = False
+
+
+@dataclass
+class ExportContext:
+    source: ModelSource
+    options: ExportOptions
+    staging: Path
+    reference: ReferenceSet
+    expected: np.ndarray
+    files: dict[str, str] = field(default_factory=dict)  # file name → role
+    parity: list[ParityResult] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+
+    def add_file(self, name: str, role: str) -> None:
+        self.files[name] = role
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def record_parity(self, result: ParityResult) -> None:
+        self.parity.append(result)
+        if not result.passed:
+            raise FeredgeError(f"{result.runtime} {result.precision} parity failed: {result.reason}")
+
+
+@dataclass
+class ExportResult:
+    bundle: Path
+    manifest: dict[str, Any]
+    messages: list[str]
+
+
+TOOLCHAIN_PACKAGES = ("torch", "onnx", "onnxruntime", "openvino", "opencv-python-headless", "numpy")
+
+
+def toolchain_versions() -> dict[str, str]:
+    versions = {"feredge": __version__, "python": platform.python_version()}
+    for package in TOOLCHAIN_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def default_output(target: str, model: str, precision: str) -> Path:
+    return Path("bundles") / f"{model}-{target}-{precision}"
+
+
+def export(options: ExportOptions, progress: Callable[[str], None] | None = None) -> ExportResult:
+    from safetensors.torch import save_file
+
+    from feredge.models import deploy_graph
+
+    step = progress or (lambda _text: None)
+    target = resolve_target(options.target)
+    if options.precision not in target.precisions:
+        raise FeredgeError(f"target {target.name} supports precisions {', '.join(target.precisions)}, "
+                           f"not {options.precision!r}")
+    if not 1 <= options.max_batch <= 4096:
+        raise FeredgeError(f"--max-batch must be between 1 and 4096, got {options.max_batch}")
+    step("loading model")
+    source = resolve_source(options.model, options.checkpoint)
+    output = options.output or default_output(target.name, source.name, options.precision)
+    graph = deploy_graph(source.module)
+    step("preparing reference faces")
+    reference = reference_faces(source.spec)
+    expected = torch_logits(graph, reference.batch)
+    with staged_bundle(output, overwrite=options.force) as staging:
+        ctx = ExportContext(source, options, staging, reference, expected)
+        save_file({k: v.contiguous() for k, v in source.module.state_dict().items()},
+                  str(staging / "weights.safetensors"))
+        ctx.add_file("weights.safetensors", "weights")
+        step("exporting ONNX")
+        onnx_report = export_onnx(graph, source.spec.input_shape, staging / "model.onnx", reference.batch,
+                                  max_batch=options.max_batch, opset=options.opset)
+        ctx.add_file("model.onnx", "onnx")
+        ctx.parity.append(onnx_report.parity)
+        step(f"building {target.name} artifacts")
+        target.build(ctx)
+        manifest = {
+            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "model": {"name": source.name, "kwargs": source.kwargs, "origin": source.origin},
+            "labels": list(source.labels),
+            "spec": source.spec.to_dict(),
+            "precision": options.precision,
+            "target": target.name,
+            "input": {"name": "input", "shape": [None, *source.spec.input_shape], "dtype": "float32",
+                      "max_batch": options.max_batch},
+            "output": {"name": "logits", "shape": [None, len(source.labels)]},
+            "onnx": {k: v for k, v in onnx_report.to_dict().items() if k != "parity"},
+            "parity": {"reference": reference.describe(), "results": [p.to_dict() for p in ctx.parity]},
+            "toolchain": toolchain_versions(),
+            "files": {name: file_entry(staging / name, role) for name, role in ctx.files.items()},
+            **ctx.manifest_extra,
+        }
+        write_manifest(staging, manifest)
+    return ExportResult(Path(output), manifest, ctx.messages)

@@ -1,0 +1,149 @@
+"""Model registry: ``create_model(name, **kw)``, ``list_models()``, one file per model family.
+
+Like timm's ``register_model`` and torchvision's weight metadata, each entry carries what the rest
+of the toolkit needs to use the model without re-typing anything: its default
+:class:`PreprocessSpec`, its label list, the seed it implements and the paper's reported figures
+(so ``feredge models`` can show our measured numbers beside them).
+
+Train/deploy split: a registered module's ``forward(x)`` returns logits. Anything only training
+uses (auxiliary heads, consistency branches, regularisers) is reached through other methods. A
+model whose deployed graph differs from its training graph (SPD-Attention swaps ``eigh`` for
+matrix iterations) defines ``deploy() -> nn.Module``; :func:`deploy_graph` calls it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from feredge.errors import FeredgeError
+from feredge.preprocess.spec import PreprocessSpec
+
+
+@dataclass(frozen=True)
+class PaperFigures:
+    """What the seed paper reports, for comparison with what we measure."""
+
+    params_m: float | None = None
+    macs_m: float | None = None
+    input_size: tuple[int, int] | None = None
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Callable[..., nn.Module]
+    spec: PreprocessSpec
+    labels: tuple[str, ...]
+    seed: str = "control"
+    description: str = ""
+    paper: PaperFigures = field(default_factory=PaperFigures)
+    pretrained: Path | None = None  # shipped safetensors weights, if any
+    # The CI suite may build a model with lighter settings (fewer crops, a smaller input that the
+    # same architecture accepts) so that every registered model is exported and checked in budget.
+    test_kwargs: dict[str, Any] = field(default_factory=dict)
+    test_input_size: tuple[int, int] | None = None
+
+    def build(self, **kwargs: Any) -> nn.Module:
+        kwargs.setdefault("num_classes", len(self.labels))
+        return self.builder(**kwargs)
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    spec: PreprocessSpec,
+    labels: tuple[str, ...],
+    seed: str = "control",
+    description: str = "",
+    paper: PaperFigures | None = None,
+    pretrained: Path | None = None,
+    test_kwargs: dict[str, Any] | None = None,
+    test_input_size: tuple[int, int] | None = None,
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Decorator for a builder ``f(num_classes=..., **kw) -> nn.Module``."""
+
+    def wrap(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} registered twice")
+        _REGISTRY[name] = ModelEntry(
+            name=name,
+            builder=builder,
+            spec=spec,
+            labels=tuple(labels),
+            seed=seed,
+            description=description or _first_line(builder.__doc__),
+            paper=paper or PaperFigures(),
+            pretrained=pretrained,
+            test_kwargs=dict(test_kwargs or {}),
+            test_input_size=test_input_size,
+        )
+        return builder
+
+    return wrap
+
+
+def _first_line(doc: str | None) -> str:
+    lines = (doc or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
+def list_models() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise FeredgeError(f"unknown model {name!r}; known: {', '.join(sorted(_REGISTRY))}") from None
+
+
+def create_model(name: str, *, pretrained: bool = False, **kwargs: Any) -> nn.Module:
+    """Build a registered model; ``pretrained=True`` loads its shipped weights (safetensors)."""
+    entry = get_entry(name)
+    model = entry.build(**kwargs)
+    if pretrained:
+        if entry.pretrained is None:
+            raise FeredgeError(f"model {name!r} ships no pretrained weights")
+        from safetensors.torch import load_file
+
+        model.load_state_dict(load_file(str(entry.pretrained)))
+    return model
+
+
+def deploy_graph(model: nn.Module) -> nn.Module:
+    """The logits-only module that export and runtimes see, in eval mode."""
+    deploy = getattr(model, "deploy", None)
+    graph = deploy() if callable(deploy) else model
+    return graph.eval()
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-accumulates of one forward pass at batch 1, from torch's FLOP counter (FLOPs / 2)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model = model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, *input_shape))
+    return counter.get_total_flops() // 2
+
+
+def _load_all() -> None:
+    # Importing the package runs every model module's @register_model.
+    import feredge.models  # noqa: F401

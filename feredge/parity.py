@@ -1,0 +1,74 @@
+"""Comparing a runtime's logits with the reference's, with the tolerance its precision allows.
+
+The gates are the ones deployment users expect (see ``shared/docs/backends.md``): FP32 logits
+elementwise within atol 1e-4 / rtol 1e-3; FP16/BF16 softmax within 1e-2 and top-1 agreement
+≥ 99.5 %; INT8 top-1 agreement ≥ 98 %. A result that misses its gate fails — it never only warns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float | None = None  # elementwise on logits
+    rtol: float = 0.0
+    softmax_atol: float | None = None
+    min_agreement: float = 1.0
+
+
+TOLERANCES: dict[str, Tolerance] = {
+    "fp32": Tolerance(atol=1e-4, rtol=1e-3, min_agreement=1.0),
+    "fp16": Tolerance(softmax_atol=1e-2, min_agreement=0.995),
+    "bf16": Tolerance(softmax_atol=1e-2, min_agreement=0.995),
+    "int8": Tolerance(min_agreement=0.98),
+}
+
+
+@dataclass(frozen=True)
+class ParityResult:
+    runtime: str
+    precision: str
+    samples: int
+    max_abs: float
+    mean_abs: float
+    max_rel: float
+    softmax_max_abs: float
+    top1_agreement: float
+    passed: bool
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, precision: str = "fp32",
+                   tolerance: Tolerance | None = None) -> ParityResult:
+    reference = np.asarray(reference, dtype=np.float64)
+    actual = np.asarray(actual, dtype=np.float64)
+    if reference.shape != actual.shape:
+        return ParityResult(runtime, precision, len(reference), float("inf"), float("inf"), float("inf"),
+                            float("inf"), 0.0, False, f"shape {actual.shape} != reference {reference.shape}")
+    tol = tolerance or TOLERANCES[precision]
+    diff = np.abs(reference - actual)
+    max_rel = float((diff / np.maximum(np.abs(reference), 1e-6)).max())
+    soft = float(np.abs(_softmax(reference) - _softmax(actual)).max())
+    agreement = float((reference.argmax(1) == actual.argmax(1)).mean())
+    reasons = []
+    if tol.atol is not None and not np.all(diff <= tol.atol + tol.rtol * np.abs(reference)):
+        reasons.append(f"logits differ by up to {diff.max():.3g} (atol {tol.atol:g}, rtol {tol.rtol:g})")
+    if tol.softmax_atol is not None and soft > tol.softmax_atol:
+        reasons.append(f"softmax differs by {soft:.3g} (limit {tol.softmax_atol:g})")
+    if agreement < tol.min_agreement:
+        reasons.append(f"top-1 agreement {agreement:.2%} below {tol.min_agreement:.2%}")
+    return ParityResult(runtime, precision, len(reference), float(diff.max()), float(diff.mean()), max_rel, soft,
+                        agreement, not reasons, "; ".join(reasons))

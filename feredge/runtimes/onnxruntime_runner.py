@@ -1,0 +1,45 @@
+"""ONNX Runtime on the CPU (the reference ONNX runtime: same file TensorRT parses)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from feredge.runtimes.base import Runner, TensorMeta
+
+
+class OnnxRuntimeRunner(Runner):
+    name = "onnxruntime"
+    bundle_roles = ("onnx",)
+
+    def _activate(self) -> TensorMeta:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if self.threads:
+            options.intra_op_num_threads = self.threads
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        model_input = self.session.get_inputs()[0]
+        self.output_name = self.session.get_outputs()[0].name
+        self.settings = {
+            "runtime": self.name,
+            "version": ort.__version__,
+            "provider": self.session.get_providers()[0],
+            "threads": self.threads or "default",
+            "precision": _onnx_precision(model_input.type),
+        }
+        shape = tuple(d if isinstance(d, int) else None for d in model_input.shape)
+        dtype = "float16" if "float16" in model_input.type else "float32"
+        return TensorMeta(model_input.name, shape, dtype)
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        assert self.input_meta is not None
+        (logits,) = self.session.run([self.output_name], {self.input_meta.name: batch})
+        return np.asarray(logits, dtype=np.float32)
+
+    def _deactivate(self) -> None:
+        del self.session
+
+
+def _onnx_precision(type_string: str) -> str:
+    return "fp16" if "float16" in type_string else "fp32"

@@ -1,0 +1,61 @@
+"""OpenVINO on the CPU.
+
+OpenVINO picks its own inference precision (bf16 on AMX CPUs) unless told; the runner forces
+``f32`` for fp32 bundles so parity means parity, and records the precision that actually ran.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from feredge.runtimes.base import Runner, TensorMeta
+
+#: bundle precision → OpenVINO INFERENCE_PRECISION_HINT. fp16 IR stores fp16 weights but the CPU
+#: plugin computes in f32 unless asked for bf16/f16; int8 runs the quantized ops whatever the hint.
+_PRECISION_HINT = {"fp32": "f32", "fp16": "f32", "int8": "f32"}
+
+
+class OpenVINORunner(Runner):
+    name = "openvino"
+    bundle_roles = ("openvino_xml", "onnx")
+
+    @classmethod
+    def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
+        options.setdefault("precision", bundle.precision)
+        return cls(bundle.path(role), **options)
+
+    def _activate(self) -> TensorMeta:
+        import openvino as ov
+
+        core = ov.Core()
+        model = core.read_model(str(self.model_path))
+        config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.get("hint", "LATENCY")}
+        hint = self.options.get("inference_precision") or _PRECISION_HINT.get(
+            self.options.get("precision", "fp32"), "f32")
+        config["INFERENCE_PRECISION_HINT"] = hint
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
+        self.compiled = core.compile_model(model, "CPU", config)
+        self.request = self.compiled.create_infer_request()
+        model_input = self.compiled.input(0)
+        partial = model_input.get_partial_shape()
+        shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
+        self.settings = {
+            "runtime": self.name,
+            "version": ov.get_version(),
+            "device": "CPU",
+            "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
+            "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
+            "hint": str(self.compiled.get_property("PERFORMANCE_HINT")),
+        }
+        return TensorMeta(model_input.get_any_name(), shape, "float32")
+
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        result = self.request.infer({0: batch}, share_inputs=True)
+        return np.asarray(result[self.compiled.output(0)], dtype=np.float32).copy()
+
+    def _deactivate(self) -> None:
+        del self.request
+        del self.compiled

@@ -1,0 +1,116 @@
+"""Image → faces → one batch → runner → labels, with per-stage timings.
+
+``Pipeline.from_bundle(path, runtime="auto")`` is the whole device-side API: it reads the
+bundle's PreprocessSpec and labels (nothing re-typed), builds the spec's detector, and runs all
+faces of a frame through the model as one batch (in chunks of the bundle's max batch).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feredge.bundle import Bundle
+from feredge.preprocess.detect import Box, Detector, create_detector
+from feredge.preprocess.spec import PreprocessSpec
+from feredge.preprocess.transform import preprocess_faces
+from feredge.runtimes.base import Runner
+from feredge.runtimes.registry import auto_runtime, resolve_name, runner_class
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class FaceResult:
+    box: Box
+    label: str
+    probability: float
+    probabilities: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "box": self.box.as_list(),
+            "label": self.label,
+            "probability": round(self.probability, 6),
+            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+        }
+
+
+@dataclass
+class FrameResult:
+    faces: list[FaceResult]
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    def __init__(self, runner: Runner, spec: PreprocessSpec, labels: tuple[str, ...],
+                 detector: Detector | None = None, max_batch: int = 64) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.labels = labels
+        self.detector = detector or create_detector(spec.detector)
+        self.max_batch = max_batch
+
+    @classmethod
+    def from_bundle(cls, path: str | Path | Bundle, runtime: str = "auto", *, detector: str | None = None,
+                    threads: int | None = None, **runner_options: Any) -> Pipeline:
+        bundle = path if isinstance(path, Bundle) else Bundle.load(path)
+        name = auto_runtime(bundle) if runtime == "auto" else resolve_name(runtime)
+        runner = runner_class(name).from_bundle(bundle, threads=threads, **runner_options)
+        spec = bundle.spec
+        if detector is not None:
+            spec = spec.replace(detector=replace(spec.detector, name=detector))
+        return cls(runner.activate(), spec, bundle.labels, max_batch=bundle.max_batch)
+
+    def close(self) -> None:
+        self.runner.deactivate()
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def classify(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for a preprocessed batch of any size, chunked to the model's max batch."""
+        chunks = [self.runner.infer(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
+        return softmax(np.concatenate(chunks))
+
+    def run(self, image_bgr: np.ndarray, *, scale: float = 1.0) -> FrameResult:
+        """Detect, crop, classify every face of one BGR frame; boxes in original coordinates."""
+        timings: dict[str, float] = {}
+        with _timed(timings, "detect"):
+            boxes = self.detector.detect(image_bgr)
+        with _timed(timings, "preprocess"):
+            batch = preprocess_faces(image_bgr, boxes, self.spec)
+        faces: list[FaceResult] = []
+        if len(batch):
+            with _timed(timings, "infer"):
+                probs = self.classify(batch)
+            with _timed(timings, "postprocess"):
+                for box, row in zip(boxes, probs, strict=True):
+                    best = int(row.argmax())
+                    faces.append(FaceResult(
+                        box=box.scaled(1.0 / scale) if scale != 1.0 else box,
+                        label=self.labels[best],
+                        probability=float(row[best]),
+                        probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
+                    ))
+        return FrameResult(faces=faces, timings_ms=timings)
+
+
+@contextmanager
+def _timed(timings: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[stage] = timings.get(stage, 0.0) + (time.perf_counter() - start) * 1000.0
