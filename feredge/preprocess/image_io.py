@@ -70,6 +70,9 @@ def to_bgr_u8(array: np.ndarray, source: str = "<array>") -> np.ndarray:
 def _header_size(path: Path) -> tuple[int, int]:
     from PIL import Image, UnidentifiedImageError
 
+    # Pillow refuses to even open (header only) images above its own bomb limit; we apply our
+    # limit with the size in the message, so lift Pillow's for this header read only.
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
     try:
         with Image.open(path) as im:
             return im.size
@@ -77,6 +80,8 @@ def _header_size(path: Path) -> tuple[int, int]:
         raise ImageError(f"{path}: not a readable image (contents are not {path.suffix} data)") from None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read image header ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _looks_truncated_jpeg(data: bytes) -> bool:

@@ -77,7 +77,13 @@ class Runner(ABC):
 
     def activate(self) -> Runner:
         if not self.is_active:
-            self.input_meta = self._activate()
+            try:
+                self.input_meta = self._activate()
+            except FeredgeError:
+                raise
+            except Exception as exc:  # a back end rejecting the file: report it in one line
+                reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
+                raise FeredgeError(f"{self.model_path}: {self.name} cannot load the model ({reason})") from None
             self.is_active = True
         return self
 
