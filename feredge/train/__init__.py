@@ -1,0 +1,1 @@
+"""Training: any registered model on any supported dataset, through the deployed PreprocessSpec."""

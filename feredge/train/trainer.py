@@ -1,0 +1,364 @@
+"""The training loop: any registered model, any objective, safetensors checkpoints, exact resume.
+
+Each epoch ends with a validation report and two atomic writes in the run directory:
+``last.safetensors`` + ``last.json`` (a normal feredge checkpoint, exportable as is) and
+``trainer_state.safetensors`` + ``trainer_state.json`` (optimiser buffers, objective state, epoch,
+RNG seeds) — no pickle anywhere, so ``--resume`` reads only tensors and JSON. The best epoch by
+validation accuracy is copied to ``best.*``. An interrupted run loses at most the epoch in
+progress; the files of the last finished epoch are never half-written.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+
+from feredge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
+from feredge.data.augment import AugmentConfig, Augmenter, balanced_sample_weights, class_loss_weights
+from feredge.data.formats import load_dataset
+from feredge.errors import FeredgeError
+from feredge.metrics import ClassificationReport, classification_report
+from feredge.preprocess.spec import PreprocessSpec
+from feredge.preprocess.transform import normalise
+from feredge.train.crops import CropSet, make_crops
+from feredge.train.objectives import DEFAULT_OBJECTIVE, Batch, ObjectiveParams, create_objective
+
+
+@dataclass
+class TrainConfig:
+    model: str
+    data: Path
+    format: str = "folder"
+    out: Path = Path("runs/train")
+    epochs: int = 10
+    batch_size: int = 64
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # cosine | step
+    step_size: int = 30
+    gamma: float = 0.1
+    warmup_epochs: int = 0
+    loss: str | None = None  # default: the seed's own objective (see DEFAULT_OBJECTIVE)
+    input_size: int | None = None  # square override of the model's spec size
+    model_kwargs: dict[str, Any] = field(default_factory=dict)
+    teacher: Path | None = None  # checkpoint whose softened predictions become LDL targets
+    temperature: float = 2.0
+    balanced: bool = False  # class-balanced sampling (S3 on AffectNet)
+    class_weighted: bool = False  # class-weighted cross-entropy (S4 on imbalanced sets)
+    train_split: str = "train"
+    val_split: str = "val"
+    seed: int = 0
+    threads: int | None = None
+    max_minutes: float | None = None
+    resume: bool = False
+    params: ObjectiveParams = field(default_factory=ObjectiveParams)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["params"] = {k: v for k, v in data["params"].items() if k != "class_weights"}
+        return json.loads(json.dumps(data, default=str))
+
+
+class _CropDataset(Dataset):
+    """Augmented, normalised tensors from in-memory uint8 crops."""
+
+    def __init__(self, crops: CropSet, spec: PreprocessSpec, augmenter: Augmenter | None, erase_pair: bool) -> None:
+        self.crops, self.spec, self.augmenter, self.erase_pair = crops, spec, augmenter, erase_pair
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        image = self.crops.crops[i]
+        if self.augmenter is not None:
+            image = (self.augmenter.eac_pair(image, i, self.epoch)[0] if self.erase_pair
+                     else self.augmenter(image, i, self.epoch))
+        x = normalise(image[None], self.spec)[0]
+        return torch.from_numpy(x), int(self.crops.labels[i]), torch.from_numpy(self.crops.soft[i])
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    lr: float
+    seconds: float
+    val: dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    best: Path
+    last: Path
+    history: list[EpochRecord]
+    minutes: float
+    stopped_early: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"run_dir": str(self.run_dir), "best": str(self.best), "last": str(self.last),
+                "minutes": round(self.minutes, 2), "stopped_early": self.stopped_early,
+                "history": [asdict(h) for h in self.history]}
+
+
+def lr_at(config: TrainConfig, epoch: int) -> float:
+    """Learning rate of ``epoch`` (0-based), a pure function so resuming needs no scheduler state."""
+    if epoch < config.warmup_epochs:
+        return config.lr * (epoch + 1) / (config.warmup_epochs + 1)
+    if config.schedule == "step":
+        return config.lr * config.gamma ** (epoch // max(config.step_size, 1))
+    if config.schedule == "cosine":
+        span = max(config.epochs - config.warmup_epochs, 1)
+        return 0.5 * config.lr * (1 + math.cos(math.pi * (epoch - config.warmup_epochs) / span))
+    raise FeredgeError(f"unknown schedule {config.schedule!r}; use cosine or step")
+
+
+def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    raise FeredgeError(f"unknown optimizer {config.optimizer!r}; use sgd or adamw")
+
+
+def _predict(model: nn.Module, crops: CropSet, spec: PreprocessSpec, batch: int = 256) -> np.ndarray:
+    model.eval()
+    outputs = []
+    with torch.inference_mode():
+        for i in range(0, len(crops), batch):
+            outputs.append(model(torch.from_numpy(normalise(crops.crops[i : i + batch], spec))))
+    return torch.cat(outputs).float().numpy()
+
+
+def teacher_distributions(teacher: Path, dataset_split: Any, temperature: float, student_labels: tuple[str, ...],
+                          progress: bool) -> tuple[np.ndarray, list[str]]:
+    """Per-image label distributions from a teacher checkpoint (S3's LDL), in the student's label order."""
+    model, meta = load_checkpoint(teacher)
+    if set(meta.labels) != set(student_labels):
+        raise FeredgeError(f"teacher labels {list(meta.labels)} do not match the student's {list(student_labels)}")
+    crops = make_crops(dataset_split, meta.spec, progress=progress)
+    probs = torch.softmax(torch.from_numpy(_predict(model, crops, meta.spec)) / temperature, dim=1).numpy()
+    order = [meta.labels.index(name) for name in student_labels]
+    return probs[:, order].astype(np.float32), crops.sources
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
+                 model: nn.Module | None = None, extra_meta: dict[str, Any] | None = None) -> None:
+        """``model``: start from this module instead of a fresh registry build (fine-tuning, QAT);
+        ``extra_meta``: merged into every checkpoint sidecar's ``extra`` (e.g. ``{"qat": {...}}``)."""
+        self.config, self.log, self.progress = config, log, progress
+        self.initial_model, self.extra_meta = model, dict(extra_meta or {})
+
+    def run(self) -> TrainResult:
+        from tqdm import tqdm
+
+        from feredge.models import create_model, get_entry
+
+        cfg = self.config
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        entry = get_entry(cfg.model)
+        spec = entry.spec if cfg.input_size is None else entry.spec.replace(input_size=(cfg.input_size,) * 2)
+        loss_name = cfg.loss or DEFAULT_OBJECTIVE.get(cfg.model, "ce")
+        if loss_name == "ldl" and cfg.teacher is None:
+            raise FeredgeError("--loss ldl needs --teacher CHECKPOINT (the teacher's predictions are the targets)")
+
+        train_split = load_dataset(cfg.format, cfg.data, split=cfg.train_split, labels=entry.labels)
+        val_split = load_dataset(cfg.format, cfg.data, split=cfg.val_split, labels=entry.labels)
+        train = make_crops(train_split, spec, progress=self.progress)
+        val = make_crops(val_split, spec, progress=self.progress)
+        if train.skipped:
+            self.log(f"train split: {len(train)} samples, {len(train.skipped)} skipped")
+        if cfg.teacher is not None:
+            soft, sources = teacher_distributions(cfg.teacher, train_split, cfg.temperature, entry.labels,
+                                                  self.progress)
+            if sources != train.sources:
+                raise FeredgeError("teacher and student crops differ in which samples were usable")
+            train.soft = soft
+            agreement = float((soft.argmax(1) == train.labels).mean())
+            self.log(f"teacher {cfg.teacher}: distributions for {len(soft)} images, "
+                     f"argmax agrees with labels on {agreement:.1%}")
+
+        params = cfg.params
+        if cfg.class_weighted:
+            params.class_weights = torch.as_tensor(class_loss_weights(train.labels, len(entry.labels)),
+                                                   dtype=torch.float32)
+        model = self.initial_model or create_model(cfg.model, num_classes=len(entry.labels), **cfg.model_kwargs)
+        objective = create_objective(loss_name, model, params)
+        augment = AugmentConfig(erase_p=0.0, brightness=0.2, contrast=0.2, saturation=0.0 if spec.channels == "gray"
+                                else 0.2)
+        data = _CropDataset(train, spec, Augmenter(augment, seed=cfg.seed), erase_pair=objective.needs_erasing)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        sampler = (WeightedRandomSampler(balanced_sample_weights(train.labels, len(entry.labels)).tolist(),
+                                         len(train), generator=generator) if cfg.balanced else None)
+        loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                            drop_last=len(train) > cfg.batch_size, generator=generator)
+        optimizer = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+
+        run_dir = cfg.out
+        run_dir.mkdir(parents=True, exist_ok=True)
+        history: list[EpochRecord] = []
+        start_epoch, best_acc = 0, -1.0
+        if cfg.resume:
+            start_epoch, best_acc, history = self._restore(run_dir, model, optimizer, objective)
+            self.log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
+        meta = CheckpointMeta(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), spec=spec, labels=entry.labels,
+                              data_fingerprint=_fingerprint(train, val))
+        started = time.monotonic()
+        stopped_early = False
+        for epoch in range(start_epoch, cfg.epochs):
+            lr = lr_at(cfg, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            data.epoch = epoch
+            model.train()
+            losses = []
+            epoch_start = time.monotonic()
+            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
+                       leave=False)
+            for x, y, soft in bar:
+                batch = Batch(x, y, soft)
+                loss, _ = objective(batch)
+                if not torch.isfinite(loss):
+                    raise FeredgeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                objective.after_step(batch)
+                losses.append(float(loss.detach()))
+                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+                if self._out_of_time(started):
+                    stopped_early = True
+                    break
+            report = classification_report(val.labels, _predict(model, val, spec).argmax(1), entry.labels)
+            record = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"), lr,
+                                 time.monotonic() - epoch_start, _brief(report))
+            history.append(record)
+            self.log(f"epoch {epoch + 1}/{cfg.epochs}  loss {record.train_loss:.4f}  lr {lr:.3g}  "
+                     f"val {report.summary()}  ({record.seconds:.0f}s)")
+            meta.metrics = {"epoch": epoch + 1, "val": report.to_dict(), "train_loss": record.train_loss}
+            meta.extra = {"objective": loss_name, "train_config": cfg.to_json(), "epoch": epoch + 1,
+                          **self.extra_meta}
+            last = save_checkpoint(run_dir / "last", model.state_dict(), meta)
+            if report.accuracy > best_acc:
+                best_acc = report.accuracy
+                _copy_checkpoint(last, run_dir / "best.safetensors")
+            self._save_state(run_dir, epoch + 1, best_acc, history, optimizer, objective)
+            if stopped_early or self._out_of_time(started):
+                stopped_early = True
+                self.log(f"stopping: --max-minutes {cfg.max_minutes} reached")
+                break
+        if not history:
+            raise FeredgeError(f"{run_dir}: nothing to train (already at epoch {start_epoch} of {cfg.epochs})")
+        return TrainResult(run_dir, run_dir / "best.safetensors", run_dir / "last.safetensors", history,
+                           (time.monotonic() - started) / 60, stopped_early)
+
+    def _out_of_time(self, started: float) -> bool:
+        limit = self.config.max_minutes
+        return limit is not None and time.monotonic() - started > limit * 60
+
+    def _save_state(self, run_dir: Path, epoch: int, best_acc: float, history: list[EpochRecord],
+                    optimizer: torch.optim.Optimizer, objective: Any) -> None:
+        from safetensors.torch import save_file
+
+        tensors, scalars = _flatten_optimizer(optimizer)
+        tensors.update({f"objective.{k}": v.contiguous() for k, v in objective.state_dict().items()})
+        info = {"epoch": epoch, "best_accuracy": best_acc, "optimizer": scalars,
+                "history": [asdict(h) for h in history], "config": self.config.to_json()}
+        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state-", suffix=".safetensors")
+        os.close(fd)
+        save_file(tensors, tmp)
+        fd, tmp_json = tempfile.mkstemp(dir=run_dir, prefix=".state-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(info, handle)
+        os.replace(tmp, run_dir / "trainer_state.safetensors")
+        os.replace(tmp_json, run_dir / "trainer_state.json")
+
+    def _restore(self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
+                 objective: Any) -> tuple[int, float, list[EpochRecord]]:
+        from safetensors.torch import load_file
+
+        state_json = run_dir / "trainer_state.json"
+        if not state_json.is_file() or not (run_dir / "last.safetensors").is_file():
+            raise FeredgeError(f"{run_dir}: nothing to resume (no last checkpoint and trainer state)")
+        restored, meta = load_checkpoint(run_dir / "last.safetensors")
+        if meta.model != self.config.model:
+            raise FeredgeError(f"{run_dir}: run trained {meta.model}, not {self.config.model}")
+        model.load_state_dict(restored.state_dict())
+        try:
+            info = json.loads(state_json.read_text(encoding="utf-8"))
+            tensors = load_file(str(run_dir / "trainer_state.safetensors"))
+        except (json.JSONDecodeError, OSError) as exc:
+            raise FeredgeError(f"{run_dir}: trainer state unreadable ({exc})") from None
+        if info["epoch"] != meta.extra.get("epoch"):
+            raise FeredgeError(f"{run_dir}: trainer state (epoch {info['epoch']}) does not match the last checkpoint")
+        _load_optimizer(optimizer, tensors, info["optimizer"])
+        objective.load_state_dict({k[len("objective."):]: v for k, v in tensors.items() if k.startswith("objective.")})
+        history = [EpochRecord(**h) for h in info["history"]]
+        return int(info["epoch"]), float(info["best_accuracy"]), history
+
+
+def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimiser state as named tensors + JSON scalars (its state_dict would need pickle)."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, Any] = {"param_groups": state["param_groups"], "state": {}}
+    for pid, entries in state["state"].items():
+        for key, value in entries.items():
+            if torch.is_tensor(value):
+                tensors[f"optim.{pid}.{key}"] = value.contiguous()
+            else:
+                scalars["state"].setdefault(str(pid), {})[key] = value
+    return tensors, scalars
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor],
+                    scalars: dict[str, Any]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in tensors.items():
+        if name.startswith("optim."):
+            _, pid, key = name.split(".", 2)
+            state.setdefault(int(pid), {})[key] = value
+    for pid, entries in scalars["state"].items():
+        state.setdefault(int(pid), {}).update(entries)
+    optimizer.load_state_dict({"state": state, "param_groups": scalars["param_groups"]})
+
+
+def _copy_checkpoint(weights: Path, target: Path) -> None:
+    for src, dst in ((weights, target), (weights.with_suffix(".json"), target.with_suffix(".json"))):
+        tmp = dst.with_name(f".{dst.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+
+
+def _fingerprint(*sets: CropSet) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for crops in sets:
+        digest.update(crops.crops.tobytes())
+        digest.update(crops.labels.tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _brief(report: ClassificationReport) -> dict[str, Any]:
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "per_class_recall": report.per_class_recall}
