@@ -156,7 +156,7 @@ class CSAMNet(nn.Module):
         widths: tuple[int, int, int, int] = (64, 128, 256, 512),
         stem_width: int = 64,
         embed_dim: int = 384,
-        input_size: int = 48,
+        input_size: int | tuple[int, int] = 48,
         dropout: float = 0.5,
     ):
         super().__init__()
@@ -171,7 +171,8 @@ class CSAMNet(nn.Module):
             IHOR(w3, w3), Transition(w3, w4),
         )  # fmt: skip
         self.rm = RefinementModule(w4)
-        side = input_size // 16  # stem and three transitions each halve the map
+        # stem and three transitions each halve the map; square inputs only
+        side = (input_size if isinstance(input_size, int) else int(input_size[0])) // 16
         self.embed = nn.Sequential(
             nn.Flatten(), nn.Linear(w4 * side * side, embed_dim), nn.BatchNorm1d(embed_dim), nn.ReLU()
         )
@@ -245,6 +246,7 @@ GRAY_48 = PreprocessSpec(input_size=(48, 48), channels="gray", mean=(0.5,), std=
     spec=GRAY_48,
     labels=FER2013_7,
     seed="S0",
+    sized_by_input=True,
     paper=PaperFigures(params_m=11.34, input_size=(48, 48), note="abstract and table 4"),
 )
 def csam_net(num_classes: int = 7, **kw: Any) -> nn.Module:

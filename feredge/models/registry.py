@@ -49,6 +49,9 @@ class ModelEntry:
     # same architecture accepts) so that every registered model is exported and checked in budget.
     test_kwargs: dict[str, Any] = field(default_factory=dict)
     test_input_size: tuple[int, int] | None = None
+    # True when the architecture is built for one input size (flatten → FC, Keras-style padding):
+    # the builder then takes ``input_size=(h, w)`` and training at another size passes it.
+    sized_by_input: bool = False
 
     def build(self, **kwargs: Any) -> nn.Module:
         kwargs.setdefault("num_classes", len(self.labels))
@@ -69,6 +72,7 @@ def register_model(
     pretrained: Path | None = None,
     test_kwargs: dict[str, Any] | None = None,
     test_input_size: tuple[int, int] | None = None,
+    sized_by_input: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator for a builder ``f(num_classes=..., **kw) -> nn.Module``."""
 
@@ -86,6 +90,7 @@ def register_model(
             pretrained=pretrained,
             test_kwargs=dict(test_kwargs or {}),
             test_input_size=test_input_size,
+            sized_by_input=sized_by_input,
         )
         return builder
 

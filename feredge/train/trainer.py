@@ -178,6 +178,8 @@ class Trainer:
         np.random.seed(cfg.seed)
         entry = get_entry(cfg.model)
         spec = entry.spec if cfg.input_size is None else entry.spec.replace(input_size=(cfg.input_size,) * 2)
+        if cfg.input_size is not None and entry.sized_by_input:
+            cfg.model_kwargs.setdefault("input_size", [cfg.input_size, cfg.input_size])
         loss_name = cfg.loss or DEFAULT_OBJECTIVE.get(cfg.model, "ce")
         if loss_name == "ldl" and cfg.teacher is None:
             raise FeredgeError("--loss ldl needs --teacher CHECKPOINT (the teacher's predictions are the targets)")
@@ -230,6 +232,7 @@ class Trainer:
             for group in optimizer.param_groups:
                 group["lr"] = lr
             data.epoch = epoch
+            generator.manual_seed(cfg.seed * 100_003 + epoch)  # order depends on (seed, epoch): resume is exact
             model.train()
             losses = []
             epoch_start = time.monotonic()

@@ -1,0 +1,74 @@
+"""Accuracy of a checkpoint (PyTorch) or a bundle (any runtime) on a labelled dataset.
+
+Both go through the same crops (:func:`feredge.train.crops.make_crops` with the artifact's own
+PreprocessSpec), so a bundle's figure and its checkpoint's figure differ only by the runtime and
+precision. Evaluating a bundle needs no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from feredge.data.formats import load_dataset
+from feredge.errors import FeredgeError
+from feredge.metrics import ClassificationReport, classification_report
+from feredge.preprocess.spec import PreprocessSpec
+from feredge.preprocess.transform import normalise
+from feredge.train.crops import CropSet, make_crops
+
+
+@dataclass
+class Evaluation:
+    artifact: str
+    runtime: str
+    settings: dict[str, Any]
+    report: ClassificationReport
+    logits: np.ndarray
+    skipped: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"artifact": self.artifact, "runtime": self.runtime, "settings": self.settings,
+                "skipped": self.skipped, **self.report.to_dict()}
+
+
+def _runner_for(artifact: Path, runtime: str) -> tuple[Any, PreprocessSpec, tuple[str, ...], str]:
+    """(activated runner, spec, labels, runtime name) for a bundle directory or a checkpoint file."""
+    if artifact.is_dir():
+        from feredge.bundle import Bundle
+        from feredge.runtimes.registry import auto_runtime, resolve_name, runner_class
+
+        bundle = Bundle.load(artifact)
+        name = auto_runtime(bundle) if runtime == "auto" else resolve_name(runtime)
+        return runner_class(name).from_bundle(bundle).activate(), bundle.spec, bundle.labels, name
+    if runtime not in ("auto", "torch"):
+        raise FeredgeError(f"{artifact}: a checkpoint runs in torch; export a bundle to evaluate {runtime}")
+    from feredge.checkpoint import load_checkpoint
+    from feredge.runtimes.torch_runner import TorchRunner
+
+    model, meta = load_checkpoint(artifact)
+    return TorchRunner.from_module(model, meta.spec.input_shape).activate(), meta.spec, meta.labels, "torch"
+
+
+def predict(runner: Any, crops: CropSet, spec: PreprocessSpec, batch: int = 32) -> np.ndarray:
+    limit = min(batch, runner.max_batch or batch)
+    return np.concatenate([runner.infer(normalise(crops.crops[i : i + limit], spec))
+                           for i in range(0, len(crops), limit)])
+
+
+def evaluate(artifact: str | Path, data: str | Path, *, fmt: str = "folder", split: str = "test",
+             runtime: str = "auto") -> Evaluation:
+    artifact = Path(artifact)
+    if not artifact.exists():
+        raise FeredgeError(f"{artifact}: no such checkpoint or bundle")
+    runner, spec, labels, name = _runner_for(artifact, runtime)
+    try:
+        crops = make_crops(load_dataset(fmt, data, split=split, labels=labels), spec)
+        logits = predict(runner, crops, spec)
+    finally:
+        runner.deactivate()
+    report = classification_report(crops.labels, logits.argmax(1), labels)
+    return Evaluation(str(artifact), name, dict(runner.settings), report, logits, len(crops.skipped))
