@@ -1,10 +1,19 @@
-"""``feredge infer``: images, a directory or a video → one JSON record per face (+ annotated copies)."""
+"""``feredge infer``: images, a directory, videos or a camera → one JSON record per face (+ annotated copies).
+
+Images go through :class:`~feredge.runtimes.pipeline.Pipeline` one by one. Videos and cameras go
+through :class:`~feredge.video.processor.VideoProcessor`: faces get track ids, probabilities are
+smoothed per track, the model re-runs for a track only when needed, decoding/detection/inference
+overlap, and the run writes an annotated video, JSON lines with track ids and a per-track CSV.
+Ctrl-C (or SIGTERM) during a video stops after the current frame and closes every output cleanly.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +26,8 @@ from feredge.cli.common import ensure_default_bundle, progress
 NAME = "infer"
 HELP = "detect faces and classify their expressions in images, a directory or a video"
 EXAMPLE = "feredge infer photos/ --bundle bundles/default --runtime openvino --json --annotate out/"
+VIDEO_EXAMPLE = ("feredge infer clip.mp4 --detector mtcnn --smoothing 0.5 --reinfer-every 10 --annotate out/ "
+                 "--output faces.jsonl --tracks tracks.csv")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,13 +36,41 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", type=Path,
                         help="bundle directory (default: the shipped model, exported on first use)")
     parser.add_argument("--runtime", default="auto", help="auto, openvino, onnxruntime or torch (default auto)")
-    parser.add_argument("--detector", choices=("haar", "none"), help="override the bundle's detector; "
-                        "'none' treats each image as one face crop")
+    parser.add_argument("--detector", choices=("haar", "mtcnn", "none"), help="override the bundle's detector; "
+                        "'mtcnn' also finds landmarks; 'none' treats each image as one face crop")
+    parser.add_argument("--align", choices=("none", "five_point"),
+                        help="override the bundle's alignment (five_point needs landmarks: --detector mtcnn)")
     parser.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated images/videos into DIR")
     parser.add_argument("--every", type=int, default=1, help="video: classify every N-th frame (default 1)")
     parser.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON record per face on stdout (JSON lines)")
     parser.add_argument("--output", type=Path, metavar="FILE", help="also write the JSON lines to FILE")
+    video = parser.add_argument_group("video and camera", f"example: {VIDEO_EXAMPLE}")
+    video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from camera INDEX (e.g. 0)")
+    video.add_argument("--max-fps", type=float, metavar="F", help="frame budget: process at most F frames per "
+                       "second (of video time for files, wall time for cameras); the rest are skipped")
+    video.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
+    video.add_argument("--smoothing", type=float, default=0.5, metavar="ALPHA",
+                       help="per-track EMA weight of the newest probabilities, in (0, 1]; 1 = none (default 0.5)")
+    video.add_argument("--reinfer-every", type=int, default=10, metavar="K",
+                       help="re-run the model for a track at least every K processed frames (default 10)")
+    video.add_argument("--box-change", type=float, default=0.3, metavar="T",
+                       help="… or when its box changed: IoU with the last classified box below 1-T (default 0.3)")
+    video.add_argument("--no-skip", action="store_true", help="run the model on every face of every frame")
+    video.add_argument("--iou", type=float, default=0.3, help="tracker: minimum IoU to continue a track (0.3)")
+    video.add_argument("--max-missed", type=int, default=10,
+                       help="tracker: frames a track survives undetected (default 10)")
+    video.add_argument("--detect-width", type=int, metavar="W", help="downscale frames wider than W for detection")
+    video.add_argument("--queue", type=int, default=8, help="bounded frame queue length (default 8)")
+    video.add_argument("--realtime", action="store_true",
+                       help="drop frames when processing falls behind (always on for cameras)")
+    video.add_argument("--jobs", type=int, default=2, help="async inference requests in flight (default 2)")
+    video.add_argument("--tracks", type=Path, metavar="CSV|DIR",
+                       help="per-track summary CSV (a directory with several videos; default: next to --annotate)")
+    video.add_argument("--stats", type=Path, metavar="FILE", help="write run statistics (fps, inferences, dropped "
+                       "and corrupt frames, memory) as JSON")
+    video.add_argument("--memory-every", type=int, default=0, metavar="N",
+                       help="sample resident memory every N frames into the statistics (default off)")
 
 
 @dataclass
@@ -61,6 +100,7 @@ def _expand(sources: list[Path], tally: Tally) -> list[Path]:
 
 
 def _frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Frames of an image file (videos go through :func:`_process_video`; kept for library callers)."""
     from feredge.preprocess.image_io import is_video_path, iter_video, read_image
 
     if is_video_path(path):
@@ -119,28 +159,151 @@ class _AnnotatedWriter:
 def run(args: argparse.Namespace) -> int:
     from feredge.calibration.reference import demo_image_path
     from feredge.errors import FeredgeError
+    from feredge.preprocess.image_io import is_video_path
     from feredge.runtimes.pipeline import Pipeline
 
     if args.every < 1:
         raise FeredgeError(f"--every must be at least 1, got {args.every}")
     bundle = args.bundle or ensure_default_bundle(quiet=args.json)
     tally = Tally()
-    files = _expand(args.sources or [demo_image_path()], tally)
+    if args.camera is not None and args.sources:
+        raise FeredgeError("give either --camera or source files, not both")
+    files: list[Path | int] = [args.camera] if args.camera is not None else list(
+        _expand(args.sources or [demo_image_path()], tally))
+    videos = [f for f in files if isinstance(f, int) or is_video_path(f)]
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
     sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+    all_stats: list[dict[str, Any]] = []
+    interrupted = False
     try:
         with Pipeline.from_bundle(bundle, runtime=args.runtime, detector=args.detector,
                                   threads=args.threads) as pipeline:
+            if args.align:
+                pipeline.spec = pipeline.spec.replace(alignment=args.align)
             for path in progress(files, total=len(files), desc="images", enabled=len(files) > 1):
-                _process(path, pipeline, args, tally, sink)
+                if path in videos:
+                    stats = _process_video(path, pipeline, args, tally, sink, several=len(videos) > 1)
+                    if stats is not None:
+                        all_stats.append(stats.to_dict())
+                        interrupted = stats.interrupted
+                        if interrupted:
+                            break
+                else:
+                    assert isinstance(path, Path)
+                    _process(path, pipeline, args, tally, sink)
     finally:
         if sink:
             sink.close()
+        if args.stats and all_stats:
+            args.stats.parent.mkdir(parents=True, exist_ok=True)
+            args.stats.write_text(json.dumps(all_stats[0] if len(all_stats) == 1 else all_stats, indent=2,
+                                             sort_keys=True, default=str) + "\n")
     for failure in tally.failed:
         print(f"feredge: error: {failure}", file=sys.stderr)
     summary = (f"{tally.images} file(s), {tally.frames} frame(s), {tally.faces} face(s); "
                f"{len(tally.failed)} failed")
     print(summary, file=sys.stderr)
+    if interrupted:
+        return 130
     return 1 if tally.frames == 0 and tally.failed else 0
+
+
+def _video_options(args: argparse.Namespace) -> Any:
+    from feredge.errors import FeredgeError
+    from feredge.video.processor import VideoOptions
+
+    if not 0.0 < args.smoothing <= 1.0:
+        raise FeredgeError(f"--smoothing must be in (0, 1], got {args.smoothing}")
+    if args.reinfer_every < 1 or args.queue < 1 or args.jobs < 1:
+        raise FeredgeError("--reinfer-every, --queue and --jobs must be at least 1")
+    return VideoOptions(
+        every=args.every, max_fps=args.max_fps, smoothing=args.smoothing,
+        reinfer_every=1 if args.no_skip else args.reinfer_every, box_change=args.box_change, iou_match=args.iou,
+        max_missed=args.max_missed, queue_size=args.queue, realtime=True if args.realtime else None,
+        jobs=args.jobs, detect_width=args.detect_width, memory_every=args.memory_every, max_frames=args.max_frames,
+    )
+
+
+def _output_path(option: Path | None, annotate: Path | None, stem: str, suffix: str, several: bool) -> Path | None:
+    """``option`` as a file for one video, as a directory for several; else next to the annotated video."""
+    if option is not None:
+        return option / f"{stem}{suffix}" if several or option.is_dir() else option
+    return annotate / f"{stem}{suffix}" if annotate is not None else None
+
+
+def _process_video(source: Path | int, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any,
+                   several: bool) -> Any:
+    from feredge.errors import FeredgeError
+    from feredge.video.outputs import AnnotatedVideo, write_track_csv
+    from feredge.video.processor import VideoProcessor
+    from feredge.video.stream import CaptureSource
+
+    name = f"camera{source}" if isinstance(source, int) else source.stem
+    try:
+        capture = CaptureSource(source)
+    except FeredgeError as exc:
+        tally.failed.append(str(exc))
+        return None
+    processor = VideoProcessor(pipeline, _video_options(args))
+    video = AnnotatedVideo(args.annotate / f"{name}.annotated.mp4", capture.fps) if args.annotate else None
+    label = capture.name
+
+    def on_frame(frame: Any, faces: list[Any]) -> None:
+        if video is not None:
+            video.write(frame.image, faces)
+        base = {"source": label, "frame": frame.index, "timestamp": round(frame.timestamp, 3)}
+        records = [{**base, **face.to_dict()} for face in faces] or [
+            {**base, "box": None, "label": None, "status": "no_face"}]
+        for record in records:
+            _emit(record, args.json, sink)
+        if sink is not None:
+            sink.flush()
+        if args.json:
+            sys.stdout.flush()
+
+    restore = _stop_on_signals(processor.stop)
+    stats = None
+    try:
+        stats = processor.run(capture, on_frame)
+        tally.images += 1
+    except FeredgeError as exc:
+        if processor.stats.frames:
+            tally.images += 1
+        tally.failed.append(str(exc))
+    finally:
+        restore()
+        if video is not None:
+            video.close()
+        tracks_path = _output_path(args.tracks, args.annotate, name, ".tracks.csv", several)
+        if tracks_path is not None:
+            write_track_csv(tracks_path, processor.track_rows(), capture.fps)  # frames are source indices
+        tally.frames += processor.stats.frames
+        tally.faces += processor.stats.faces
+    if stats is not None:
+        print(stats.line(), file=sys.stderr)
+    return stats
+
+
+def _stop_on_signals(stop: Any) -> Any:
+    """SIGINT/SIGTERM → ``stop()`` (finish the frame, close the files); a second Ctrl-C interrupts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, _frame: Any) -> None:
+        print("feredge: stopping after the current frame (Ctrl-C again to abort)", file=sys.stderr)
+        stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
 
 
 def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any) -> None:
@@ -178,5 +341,6 @@ def _emit(record: dict[str, Any], as_json: bool, sink: Any) -> None:
         print(f"{record['source']}#{record['frame']}: no face")
     else:
         x, y, w, h = record["box"]
-        print(f"{record['source']}#{record['frame']}: face at ({x},{y},{w}x{h}) → "
+        track = f" track {record['track_id']}" if "track_id" in record else ""
+        print(f"{record['source']}#{record['frame']}:{track} face at ({x},{y},{w}x{h}) → "
               f"{record['label']} ({record['probability']:.1%})")

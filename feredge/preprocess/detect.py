@@ -3,7 +3,8 @@
 The embedded default is OpenCV's frontal-face Haar cascade: it ships inside every OpenCV 4.x wheel
 and JetPack's OpenCV, so detection needs no download. ``none`` treats the whole image as one face
 (for datasets and streams that are already face crops). A better detector plugs in by adding a
-class with ``detect(image) -> list[Box]`` to the registry.
+class with ``detect(image) -> list[Box]`` to the registry. ``mtcnn`` (:mod:`feredge.preprocess.mtcnn`)
+is the better one: shipped ONNX weights on onnxruntime, and five landmarks per face for alignment.
 """
 
 from __future__ import annotations
@@ -22,18 +23,27 @@ from feredge.preprocess.spec import DetectorSpec
 
 @dataclass(frozen=True)
 class Box:
-    """A face box in pixel coordinates of the image it was found in."""
+    """A face box in pixel coordinates of the image it was found in.
+
+    ``landmarks``: five (x, y) points — left eye, right eye, nose, left and right mouth corner, as
+    seen in the image — from detectors that find them (MTCNN), else None. They drive five-point
+    alignment; :meth:`as_list` stays the box only.
+    """
 
     x: int
     y: int
     w: int
     h: int
     score: float = 1.0
+    landmarks: tuple[tuple[float, float], ...] | None = None
 
     def scaled(self, factor: float) -> Box:
+        landmarks = None
+        if self.landmarks is not None:
+            landmarks = tuple((x * factor, y * factor) for x, y in self.landmarks)
         return Box(
             round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor),
-            self.score,
+            self.score, landmarks,
         )
 
     def as_list(self) -> list[int]:
@@ -84,9 +94,16 @@ class WholeImageDetector:
         return [Box(0, 0, w, h)]
 
 
+def _mtcnn(spec: DetectorSpec) -> Detector:
+    from feredge.preprocess.mtcnn import MTCNNDetector  # imported on use: loads three ONNX sessions
+
+    return MTCNNDetector(spec)
+
+
 DETECTORS: dict[str, Callable[[DetectorSpec], Detector]] = {
     "haar": HaarDetector,
     "none": WholeImageDetector,
+    "mtcnn": _mtcnn,
 }
 
 

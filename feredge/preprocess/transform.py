@@ -4,6 +4,8 @@ Training, calibration, evaluation and every runtime call :func:`preprocess_faces
 second copy of the arithmetic to drift. Order: colour conversion on the whole image (the Haar
 detector already needs gray) → square crop around the box, expanded by ``crop_margin`` and padded
 by edge replication where it leaves the image → resize → ``x * scale`` → ``(x - mean) / std``.
+With ``alignment="five_point"`` a box that carries landmarks is instead warped onto the 5-point
+template (:mod:`feredge.preprocess.align`); boxes without landmarks keep the square crop.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Sequence
 import cv2
 import numpy as np
 
+from feredge.preprocess.align import aligned_crop
 from feredge.preprocess.detect import Box
 from feredge.preprocess.spec import PreprocessSpec
 
@@ -60,14 +63,26 @@ def crop_faces(image_bgr: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec
     converted = convert_colour(image_bgr, spec)
     height, width = spec.input_size
     interpolation = _INTERPOLATION[spec.interpolation]
-    crops = [
-        cv2.resize(square_crop(converted, box, spec.crop_margin), (width, height), interpolation=interpolation)
-        for box in boxes
-    ]
+    if spec.alignment == "five_point":
+        crops = [_aligned(converted, box, spec) for box in boxes]
+    else:
+        crops = [
+            cv2.resize(square_crop(converted, box, spec.crop_margin), (width, height), interpolation=interpolation)
+            for box in boxes
+        ]
     if not crops:
         shape = (0, height, width) if spec.num_channels == 1 else (0, height, width, 3)
         return np.zeros(shape, np.uint8)
     return np.stack(crops)
+
+
+def _aligned(converted: np.ndarray, box: Box, spec: PreprocessSpec) -> np.ndarray:
+    """Five-point alignment when the detector gave landmarks; the plain square crop otherwise."""
+    height, width = spec.input_size
+    if box.landmarks is None:
+        crop = square_crop(converted, box, spec.crop_margin)
+        return cv2.resize(crop, (width, height), interpolation=_INTERPOLATION[spec.interpolation])
+    return aligned_crop(converted, box.landmarks, spec.input_size, spec.crop_margin, spec.interpolation)
 
 
 def preprocess_faces(image_bgr: np.ndarray, boxes: Sequence[Box], spec: PreprocessSpec) -> np.ndarray:

@@ -2,10 +2,16 @@
 
 OpenVINO picks its own inference precision (bf16 on AMX CPUs) unless told; the runner forces
 ``f32`` for fp32 bundles so parity means parity, and records the precision that actually ran.
+
+:meth:`OpenVINORunner.async_queue` adds a non-blocking path for streams (video): several infer
+requests in flight through ``ov.AsyncInferQueue``, each submission answered by a
+:class:`concurrent.futures.Future`, so the caller decodes and detects the next frame while the
+model runs. The synchronous ``infer`` is unchanged.
 """
 
 from __future__ import annotations
 
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -59,3 +65,47 @@ class OpenVINORunner(Runner):
     def _deactivate(self) -> None:
         del self.request
         del self.compiled
+
+    def async_queue(self, jobs: int = 2) -> OpenVINOAsyncQueue:
+        """A pool of ``jobs`` infer requests on this runner's compiled model (see the module docstring)."""
+        from feredge.errors import FeredgeError
+
+        if not self.is_active:
+            raise FeredgeError(f"{self.name} runner used before activate()")
+        return OpenVINOAsyncQueue(self, jobs)
+
+
+class OpenVINOAsyncQueue:
+    """``submit(batch) -> Future[logits]`` over ``ov.AsyncInferQueue``.
+
+    ``submit`` blocks only while all ``jobs`` requests are busy — the natural back-pressure that
+    keeps a stream from queueing unbounded work. Each request's output is copied out in the
+    callback (the request's buffer is reused by the next job). Batches are checked against the
+    model's input metadata as in :meth:`Runner.infer`.
+    """
+
+    def __init__(self, runner: OpenVINORunner, jobs: int = 2) -> None:
+        import openvino as ov
+
+        self.runner = runner
+        self.output = runner.compiled.output(0)
+        self.queue = ov.AsyncInferQueue(runner.compiled, max(1, jobs))
+        self.queue.set_callback(self._done)
+
+    def submit(self, batch: np.ndarray) -> Future[np.ndarray]:
+        assert self.runner.input_meta is not None
+        batch = np.ascontiguousarray(batch)
+        self.runner.input_meta.check(batch, self.runner.max_batch)
+        future: Future[np.ndarray] = Future()
+        future.set_running_or_notify_cancel()
+        self.queue.start_async({0: batch}, future)
+        return future
+
+    def _done(self, request: Any, future: Future[np.ndarray]) -> None:
+        try:
+            future.set_result(np.asarray(request.get_tensor(self.output).data, dtype=np.float32).copy())
+        except Exception as exc:  # surfaced by future.result() in the caller's thread
+            future.set_exception(exc)
+
+    def wait_all(self) -> None:
+        self.queue.wait_all()

@@ -1,0 +1,262 @@
+"""Frame sources (video file, camera), a bounded reader thread, and asynchronous classification.
+
+Why a thread and a bounded queue: decoding (OpenCV releases the GIL), detection and the model
+(OpenVINO's async requests) then overlap, and memory cannot grow with the length of the video —
+the queue holds at most ``maxsize`` frames. When it is full a live source (camera, or
+``realtime=True``) *drops* the new frame and counts it: a late frame is worth less than the
+current one. A file source by default blocks the reader instead (no frame lost, same bound);
+with ``realtime=True`` it is played at its own frame rate, like a camera, and drops the same way.
+
+Bad frames: OpenCV answers a corrupt frame in the middle of a file (e.g. a damaged JPEG in an
+MJPG AVI) with ``read() == False``, exactly as at the end of the stream. The reader tells them
+apart by reading on: if a good frame follows within ``max_bad_run`` reads, the failures were
+corrupt frames — skipped and counted — otherwise the stream has ended.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import cv2
+import numpy as np
+
+from feredge.errors import FeredgeError
+from feredge.preprocess.image_io import ImageError, to_bgr_u8
+
+
+@dataclass
+class Frame:
+    index: int  # position in the source (counting corrupt and skipped frames)
+    image: np.ndarray  # BGR uint8
+    timestamp: float  # seconds: source time for files, wall time since start for cameras
+
+
+@dataclass
+class StreamStats:
+    read: int = 0  # frames decoded
+    corrupt: int = 0  # frames that failed to decode and were skipped
+    skipped: int = 0  # left out on purpose (--every, --max-fps)
+    dropped: int = 0  # lost to back-pressure (queue full on a live source)
+    queued: int = 0
+    max_queue: int = 0
+
+
+class FrameSource(Protocol):
+    live: bool
+    fps: float
+    name: str
+
+    def frames(self, stats: StreamStats) -> Iterator[Frame]: ...
+
+    def close(self) -> None: ...
+
+
+class CaptureSource:
+    """A ``cv2.VideoCapture`` over a file path or a camera index."""
+
+    def __init__(self, target: str | int | Path, *, max_bad_run: int = 25) -> None:
+        self.live = isinstance(target, int)
+        self.name = f"camera:{target}" if self.live else str(target)
+        if not self.live and not Path(str(target)).exists():
+            raise ImageError(f"{target}: no such file")
+        self.capture = cv2.VideoCapture(target if self.live else str(target))
+        if not self.capture.isOpened():
+            what = "camera" if self.live else "video (unsupported codec or not a video file)"
+            raise ImageError(f"{self.name}: cannot open {what}")
+        fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        self.fps = fps if 0.0 < fps < 1000.0 else 25.0
+        count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.frame_count = count if count > 0 and not self.live else None
+        self.max_bad_run = max_bad_run
+
+    def frames(self, stats: StreamStats) -> Iterator[Frame]:
+        index, bad_run, start = 0, 0, time.perf_counter()
+        while True:
+            ok, image = self.capture.read()
+            if not ok or image is None:
+                bad_run += 1
+                if bad_run > self.max_bad_run or (self.frame_count is not None and index >= self.frame_count):
+                    break
+                index += 1
+                continue
+            if bad_run:  # failures followed by a good frame: they were corrupt frames
+                stats.corrupt += bad_run
+                bad_run = 0
+            stats.read += 1
+            timestamp = time.perf_counter() - start if self.live else index / self.fps
+            yield Frame(index, to_bgr_u8(image, f"{self.name}#{index}"), timestamp)
+            index += 1
+        if self.frame_count is not None and stats.read and index < self.frame_count:
+            stats.corrupt += self.frame_count - index  # undecodable frames at the very end
+        if stats.read == 0:
+            raise ImageError(f"{self.name}: video has no decodable frames")
+
+    def close(self) -> None:
+        self.capture.release()
+
+
+class _End:
+    """Queue sentinel; carries the reader's exception, if any."""
+
+    def __init__(self, error: BaseException | None = None) -> None:
+        self.error = error
+
+
+class FrameQueue:
+    """Reads a source on a thread into a bounded queue, applying ``every`` and the ``max_fps`` budget.
+
+    Iterate it for frames; ``stop()`` ends reading early (Ctrl-C). Memory is bounded by ``maxsize``.
+    """
+
+    def __init__(self, source: FrameSource, *, maxsize: int = 8, every: int = 1, max_fps: float | None = None,
+                 realtime: bool | None = None, max_frames: int | None = None) -> None:
+        if every < 1:
+            raise FeredgeError(f"--every must be at least 1, got {every}")
+        if max_fps is not None and max_fps <= 0:
+            raise FeredgeError(f"--max-fps must be positive, got {max_fps}")
+        self.source, self.every, self.max_fps, self.max_frames = source, every, max_fps, max_frames
+        self.drop = source.live if realtime is None else realtime
+        self.stats = StreamStats()
+        self._queue: queue.Queue[Frame | _End] = queue.Queue(maxsize=max(1, maxsize))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="feredge-frame-reader", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        error: BaseException | None = None
+        last_slot: int | None = None
+        taken = 0
+        paced = self.drop and not self.source.live  # a file played as if live: frames arrive at its fps
+        start = time.perf_counter()
+        try:
+            for frame in self.source.frames(self.stats):
+                if self._stop.is_set() or (self.max_frames is not None and taken >= self.max_frames):
+                    break
+                if paced:
+                    time.sleep(max(0.0, start + frame.timestamp - time.perf_counter()))
+                if frame.index % self.every:
+                    self.stats.skipped += 1
+                    continue
+                if self.max_fps is not None:  # one frame per 1/max_fps slot of source (or wall) time
+                    slot = int(frame.timestamp * self.max_fps + 1e-6)
+                    if last_slot is not None and slot <= last_slot:
+                        self.stats.skipped += 1
+                        continue
+                    last_slot = slot
+                taken += 1
+                if not self._put(frame):
+                    break
+        except BaseException as exc:  # handed to the consumer, raised there
+            error = exc
+        finally:
+            self._put_end(_End(error))
+
+    def _put(self, frame: Frame) -> bool:
+        if self.drop:
+            try:
+                self._queue.put_nowait(frame)
+            except queue.Full:
+                self.stats.dropped += 1
+                return True
+        else:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(frame, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+            else:
+                return False
+        self.stats.queued += 1
+        self.stats.max_queue = max(self.stats.max_queue, self._queue.qsize())
+        return True
+
+    def _put_end(self, end: _End) -> None:
+        while True:
+            try:
+                self._queue.put(end, timeout=0.1)
+                return
+            except queue.Full:
+                if self._stop.is_set():  # consumer gone: make room for the sentinel
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if isinstance(item, _End):
+                if item.error is not None:
+                    raise item.error
+                return
+            yield item
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5.0)
+
+    def close(self) -> None:
+        self.stop()
+        self.source.close()
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class PendingProbabilities:
+    """The result of one submission: chunk futures joined into one probability array on ``result()``."""
+
+    def __init__(self, futures: list[Future[np.ndarray]]) -> None:
+        self.futures = futures
+
+    def result(self) -> np.ndarray:
+        return softmax(np.concatenate([f.result() for f in self.futures]))
+
+
+class AsyncClassifier:
+    """Non-blocking model calls for a :class:`~feredge.runtimes.pipeline.Pipeline`.
+
+    OpenVINO: ``ov.AsyncInferQueue`` with ``jobs`` requests in flight. Other runtimes: one worker
+    thread calling the runner (ONNX Runtime and TensorRT release the GIL while they compute), so
+    detection of the next frame still overlaps the model. Batches larger than the bundle's max
+    batch are split into chunks, as ``Pipeline.classify`` does.
+    """
+
+    def __init__(self, pipeline: Any, jobs: int = 2) -> None:
+        self.pipeline = pipeline
+        self.max_batch = pipeline.max_batch
+        self._ov = None
+        self._pool: ThreadPoolExecutor | None = None
+        if hasattr(pipeline.runner, "async_queue"):
+            self._ov = pipeline.runner.async_queue(jobs)
+            self.mode = f"openvino-async x{jobs}"
+        else:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="feredge-infer")
+            self.mode = f"{pipeline.runner.name}-thread"
+
+    def submit(self, batch: np.ndarray) -> PendingProbabilities:
+        futures = []
+        for i in range(0, len(batch), self.max_batch):
+            chunk = np.ascontiguousarray(batch[i:i + self.max_batch])
+            if self._ov is not None:
+                futures.append(self._ov.submit(chunk))
+            else:
+                assert self._pool is not None
+                futures.append(self._pool.submit(self.pipeline.runner.infer, chunk))
+        return PendingProbabilities(futures)
+
+    def close(self) -> None:
+        if self._ov is not None:
+            self._ov.wait_all()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
