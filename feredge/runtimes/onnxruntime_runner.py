@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from feredge.runtimes.base import Runner, TensorMeta
@@ -10,6 +12,12 @@ from feredge.runtimes.base import Runner, TensorMeta
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     bundle_roles = ("onnx",)
+
+    @classmethod
+    def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
+        # fp16 and int8 ONNX keep float32 graph inputs, so the I/O type cannot tell the precision
+        options.setdefault("precision", bundle.precision)
+        return cls(bundle.path(role), **options)
 
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort
@@ -26,7 +34,7 @@ class OnnxRuntimeRunner(Runner):
             "version": ort.__version__,
             "provider": self.session.get_providers()[0],
             "threads": self.threads or "default",
-            "precision": _onnx_precision(model_input.type),
+            "precision": self.options.get("precision") or _onnx_precision(model_input.type),
         }
         shape = tuple(d if isinstance(d, int) else None for d in model_input.shape)
         dtype = "float16" if "float16" in model_input.type else "float32"
