@@ -107,6 +107,10 @@ def load_checkpoint(path: str | Path) -> tuple[Any, CheckpointMeta]:
     from feredge.models import create_model
 
     weights, meta = read_checkpoint_meta(path)
+    if "qat" in meta.extra:  # INT8 fake-quant (ModelOpt) model: rebuilt with its quantizers by feredge.quantize
+        from feredge.quantize.modelopt_qat import load_qat_model
+
+        return load_qat_model(weights, meta), meta
     model = create_model(meta.model, **{"num_classes": len(meta.labels), **meta.model_kwargs})
     try:
         state = load_file(str(weights))

@@ -12,12 +12,32 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from feredge import __version__
-from feredge.cli import bench_cmd, data_cmd, demo_cmd, eval_cmd, export_cmd, infer_cmd, models_cmd, train_cmd
+from feredge.cli import (
+    bench_cmd,
+    build_cmd,
+    data_cmd,
+    demo_cmd,
+    eval_cmd,
+    export_cmd,
+    infer_cmd,
+    models_cmd,
+    qat_cmd,
+    train_cmd,
+)
 from feredge.errors import FeredgeError
 
 #: command modules; each has NAME, HELP, EXAMPLE, add_arguments(parser) and run(args) -> int
 COMMANDS: tuple[ModuleType, ...] = (
-    demo_cmd, export_cmd, infer_cmd, bench_cmd, models_cmd, data_cmd, train_cmd, eval_cmd,
+    demo_cmd,
+    export_cmd,
+    build_cmd,
+    infer_cmd,
+    bench_cmd,
+    models_cmd,
+    data_cmd,
+    train_cmd,
+    eval_cmd,
+    qat_cmd,
 )
 
 

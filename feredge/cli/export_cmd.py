@@ -18,13 +18,32 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     targets = [name for t in TARGETS.values() for name in (t.name, *t.aliases)]
     parser.add_argument("--target", default="openvino", choices=targets, help="export format (default openvino)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16"), help="default fp32")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
+                        help="default fp32 (int8: needs --calib DATA or a QAT checkpoint from `feredge qat`)")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="registered model name (default: the shipped mini_xception)")
     source.add_argument("--checkpoint", type=Path, help="feredge checkpoint (.safetensors with .json sidecar)")
     parser.add_argument("--output", "-o", type=Path, help="bundle directory (default bundles/MODEL-TARGET-PREC)")
     parser.add_argument("--max-batch", type=int, default=64, help="largest batch the bundle accepts (default 64)")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle directory")
+    int8 = parser.add_argument_group("int8")
+    int8.add_argument("--calib", help="calibration data: a dataset (class folders), a folder of face photos, "
+                                      "a .npy of prepared faces, or 'reference'")
+    int8.add_argument("--calib-format", default="auto",
+                      help="auto (default), images, npy, reference, or a dataset format (folder, fer2013, rafdb, ...)")
+    int8.add_argument("--calib-size", type=int, default=256, help="calibration faces, class-balanced (default 256)")
+    int8.add_argument("--max-drop", type=float, metavar="POINTS",
+                      help="accuracy budget on the calibration dataset's val split; keeps sensitive layers in float")
+    int8.add_argument("--ptq", default="auto", choices=("auto", "modelopt", "nncf", "ort"),
+                      help="post-training backend when the checkpoint is not a QAT one (auto: nncf for openvino, "
+                           "ort for onnx, modelopt for tensorrt)")
+    int8.add_argument("--overflow-fix", dest="overflow_fix", action=argparse.BooleanOptionalAction, default=None,
+                      help="PTQ: 7-bit weights so CPUs without VNNI cannot saturate (default: on for openvino/onnx, "
+                           "off for tensorrt; see feredge.quantize.config)")
+    trt = parser.add_argument_group("tensorrt target")
+    trt.add_argument("--min-batch", type=int, help="TensorRT profile: fewest faces per frame (default 1)")
+    trt.add_argument("--opt-batch", type=int, help="TensorRT profile: faces per frame to tune for (default 4)")
+    trt.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (default 1024)")
     add_json_flag(parser, "the manifest")
 
 
@@ -33,6 +52,17 @@ def run(args: argparse.Namespace) -> int:
 
     options = ExportOptions(target=args.target, precision=args.precision, output=args.output, model=args.model,
                             checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force)
+    from feredge.export.tensorrt.options import TrtExportOptions, attach
+    from feredge.quantize.options import Int8Options
+    from feredge.quantize.options import attach as attach_int8
+
+    if args.precision == "int8":
+        _check_int8_source(args)
+        attach_int8(options, Int8Options(calib=args.calib, calib_format=args.calib_format, calib_size=args.calib_size,
+                                         max_drop=args.max_drop, ptq=args.ptq, overflow_fix=args.overflow_fix))
+
+    attach(options, TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
+                                     workspace_mb=args.workspace_mb, calib=getattr(args, "calib", None)))
     result = export(options, progress=None if args.json else lambda s: print(f"  {s}...", file=sys.stderr))
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)
@@ -45,3 +75,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"  parity {parity['runtime']:<22} max|Δlogit| {parity['max_abs']:.2e}  "
               f"top-1 agreement {parity['top1_agreement']:.1%}  on {parity['samples']} real faces")
     return 0
+
+
+def _check_int8_source(args: argparse.Namespace) -> None:
+    """Fail in one line before any export work: INT8 needs calibration data or a QAT checkpoint."""
+    from feredge.errors import FeredgeError
+    from feredge.quantize.int8 import NEEDS_CALIB
+
+    if args.calib is not None:
+        return
+    if args.checkpoint is not None:
+        from feredge.checkpoint import read_checkpoint_meta
+        from feredge.quantize.modelopt_qat import is_qat_extra
+
+        if is_qat_extra(read_checkpoint_meta(args.checkpoint)[1].extra):
+            return
+    if args.max_drop is not None:
+        raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
+    raise FeredgeError(NEEDS_CALIB)

@@ -7,7 +7,6 @@ Adding a format is adding a row here, not a branch in the exporter.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -29,6 +28,11 @@ class ExportTarget:
 
 
 def _build_onnx(ctx: ExportContext) -> None:
+    if ctx.options.precision == "int8":  # QAT or PTQ → Q/DQ ONNX (feredge.quantize)
+        from feredge.quantize.int8 import build_onnx_int8
+
+        build_onnx_int8(ctx)
+        return
     if ctx.options.precision != "fp16":
         return
     import onnx
@@ -49,6 +53,11 @@ def _build_onnx(ctx: ExportContext) -> None:
 def _build_openvino(ctx: ExportContext) -> None:
     from feredge.export.openvino_export import convert_to_openvino, openvino_parity
 
+    if ctx.options.precision == "int8":  # QAT or PTQ (NNCF by default) → INT8 IR (feredge.quantize)
+        from feredge.quantize.int8 import build_openvino_int8
+
+        build_openvino_int8(ctx)
+        return
     xml = ctx.staging / "model.xml"
     convert_to_openvino(ctx.staging / "model.onnx", xml, compress_to_fp16=ctx.options.precision == "fp16")
     ctx.add_file("model.xml", "openvino_xml")
@@ -57,33 +66,20 @@ def _build_openvino(ctx: ExportContext) -> None:
 
 
 def _build_tensorrt(ctx: ExportContext) -> None:
-    plan = {
-        "status": "not-built",
-        "onnx": "model.onnx",
-        "trtexec": f"trtexec --onnx=model.onnx --saveEngine=model.engine "
-                   f"--minShapes=input:1x{'x'.join(map(str, ctx.source.spec.input_shape))} "
-                   f"--optShapes=input:4x{'x'.join(map(str, ctx.source.spec.input_shape))} "
-                   f"--maxShapes=input:{ctx.options.max_batch}x{'x'.join(map(str, ctx.source.spec.input_shape))}"
-                   + (" --fp16" if ctx.options.precision == "fp16" else ""),
-    }
-    if importlib.util.find_spec("tensorrt") is None:
-        plan["reason"] = "TensorRT is not installed on the exporting machine"
-        ctx.message("TensorRT is not installed here: the bundle carries the verified ONNX and the engine "
-                    "must be built on the device (see manifest 'tensorrt.trtexec')")
-    else:
-        raise FeredgeError("building TensorRT engines in feredge is not implemented yet; "
-                           "use the trtexec line recorded in the manifest")
-    ctx.manifest_extra["tensorrt"] = plan
+    # TensorRT-ready ONNX per precision, static + numerical checks, build plan; engine where TensorRT runs
+    from feredge.export.tensorrt.export_target import build_tensorrt
+
+    build_tensorrt(ctx)
 
 
 TARGETS: dict[str, ExportTarget] = {
     t.name: t
     for t in (
-        ExportTarget("onnx", ("ort",), ("fp32", "fp16"), "ONNX (dynamic batch), verified in onnxruntime",
+        ExportTarget("onnx", ("ort",), ("fp32", "fp16", "int8"), "ONNX (dynamic batch), verified in onnxruntime",
                      _build_onnx),
-        ExportTarget("openvino", ("ov", "openvino_ir"), ("fp32", "fp16"),
+        ExportTarget("openvino", ("ov", "openvino_ir"), ("fp32", "fp16", "int8"),
                      "ONNX + OpenVINO IR, verified in OpenVINO with f32 forced", _build_openvino),
-        ExportTarget("tensorrt", ("trt", "engine"), ("fp32", "fp16"),
+        ExportTarget("tensorrt", ("trt", "engine"), ("fp32", "fp16", "int8"),
                      "TensorRT-ready ONNX; engine built where TensorRT runs", _build_tensorrt),
     )
 }

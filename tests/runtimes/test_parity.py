@@ -14,10 +14,15 @@ from feredge.preprocess.detect import Box
 from feredge.preprocess.spec import DetectorSpec
 from feredge.preprocess.transform import preprocess_faces
 from feredge.runtimes.pipeline import Pipeline
-from feredge.runtimes.registry import RUNTIMES, runner_class
+from feredge.runtimes.registry import RUNTIMES, is_available, runner_class
 
 #: runtime → None (runs here) or the reason it is skipped on this machine
-RUNTIME_CASES: dict[str, str | None] = {"torch": None, "onnxruntime": None, "openvino": None}
+RUNTIME_CASES: dict[str, str | None] = {
+    "torch": None, "onnxruntime": None, "openvino": None,
+    "tensorrt": None if is_available("tensorrt") else
+    "TensorRT is not installed (it needs an NVIDIA GPU and NVIDIA's wheels); tests/runtimes/test_tensorrt_runner.py "
+    "runs it where it is",
+}
 
 
 def test_every_registered_runtime_has_a_test_entry():

@@ -1,0 +1,168 @@
+"""Calibration sets built by the deployment pipeline itself, from a dataset or a folder of photos.
+
+INT8 scales are only as good as the inputs they were measured on, so calibration faces go
+through exactly what the device does: the model's PreprocessSpec (detector, square crop and
+margin, resize, colour, normalisation). Two sources:
+
+* a labelled dataset in any :mod:`feredge.data.formats` format (``--calib-format folder`` etc.):
+  samples are cropped by :func:`feredge.train.crops.make_crops` (the training crops, which are the
+  pipeline's crops) and drawn **class-balanced** — the same number per class where a class has
+  enough, so a rare expression's activations still set the ranges;
+* ``images``: any folder of photos (no labels), where the spec's own detector finds the faces and
+  every detected face is used, largest first, in file order.
+
+Selection is deterministic (a seeded permutation), so a bundle's calibration can be reproduced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from feredge.errors import FeredgeError
+from feredge.preprocess.spec import PreprocessSpec
+from feredge.preprocess.transform import normalise
+
+IMAGES_FORMAT = "images"
+DEFAULT_SIZE = 256
+
+
+@dataclass
+class CalibrationSet:
+    """NCHW float32 faces ready for the model, and where each one came from."""
+
+    batch: np.ndarray
+    sources: list[str]
+    labels: np.ndarray | None  # (N,) class indices, or None for unlabelled photos
+    label_names: tuple[str, ...]
+    origin: str  # the path given
+    fmt: str
+    split: str | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+def _balanced_indices(labels: np.ndarray, num_classes: int, size: int, seed: int) -> np.ndarray:
+    """Round-robin over classes (each in a seeded random order) until ``size`` samples are taken."""
+    rng = np.random.default_rng(seed)
+    pools = [list(rng.permutation(np.flatnonzero(labels == k))) for k in range(num_classes)]
+    chosen: list[int] = []
+    while len(chosen) < size and any(pools):
+        for pool in pools:
+            if pool and len(chosen) < size:
+                chosen.append(int(pool.pop(0)))
+    return np.asarray(sorted(chosen), dtype=np.int64)
+
+
+def from_dataset(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], *, fmt: str = "folder",
+                 split: str = "train", size: int = DEFAULT_SIZE, seed: int = 0,
+                 balanced: bool = True) -> CalibrationSet:
+    from feredge.data.formats import load_dataset
+    from feredge.train.crops import make_crops
+
+    dataset = load_dataset(fmt, path, split=split, labels=labels)
+    crops = make_crops(dataset, spec)
+    if balanced:
+        index = _balanced_indices(crops.labels, len(labels), size, seed)
+    else:
+        index = np.sort(np.random.default_rng(seed).permutation(len(crops))[:size])
+    return CalibrationSet(normalise(crops.crops[index], spec), [crops.sources[i] for i in index],
+                          crops.labels[index], tuple(labels), str(path), fmt, split, list(crops.skipped))
+
+
+def from_images(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], *, size: int = DEFAULT_SIZE,
+                seed: int = 0) -> CalibrationSet:
+    from feredge.preprocess.detect import create_detector
+    from feredge.preprocess.image_io import is_image_path, read_image
+    from feredge.preprocess.transform import preprocess_faces
+
+    del seed  # file order; every face is used up to ``size``
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)) if root.is_dir() else [root]
+    if not files:
+        raise FeredgeError(f"--calib {root}: no images found")
+    detector = create_detector(spec.detector)
+    batches, sources, skipped = [], [], []
+    for file in files:
+        if sum(len(b) for b in batches) >= size:
+            break
+        try:
+            decoded = read_image(file)
+        except FeredgeError as exc:
+            skipped.append((str(file), str(exc)))
+            continue
+        boxes = detector.detect(decoded.image)
+        if not boxes:
+            skipped.append((str(file), "no face detected"))
+            continue
+        batches.append(preprocess_faces(decoded.image, boxes, spec))
+        sources += [f"{file.relative_to(root) if root.is_dir() else file.name}#{i}" for i in range(len(boxes))]
+    if not batches:
+        raise FeredgeError(f"--calib {root}: no face found in {len(files)} images by the {spec.detector.name} detector")
+    batch = np.concatenate(batches)[:size]
+    return CalibrationSet(batch, sources[:size], None, tuple(labels), str(root), IMAGES_FORMAT, None, skipped)
+
+
+def build_calibration_set(path: str | Path, spec: PreprocessSpec, labels: tuple[str, ...], *,
+                          fmt: str = "auto", split: str = "train", size: int = DEFAULT_SIZE,
+                          seed: int = 0, reference: np.ndarray | None = None) -> CalibrationSet:
+    """Calibration faces from ``path``. ``fmt="auto"``: a class-per-folder dataset when the folder
+    is one (``folder`` format), a ``.npy`` of prepared NCHW faces, ``reference`` for the shared
+    reference faces (the shipped photo + LFW), otherwise the photos in the folder (``images``)."""
+    if str(path) == "reference" or fmt == "reference":
+        batch = reference if reference is not None else _reference(spec)
+        return CalibrationSet(batch[:size], [f"reference#{i}" for i in range(min(size, len(batch)))], None,
+                              tuple(labels), "reference", "reference", None)
+    path = Path(path)
+    if path.suffix == ".npy" or fmt == "npy":
+        return _from_npy(path, spec, labels, size)
+    if not path.exists():
+        raise FeredgeError(f"--calib {path}: no such file or folder")
+    if size < 1:
+        raise FeredgeError(f"calibration size must be at least 1, got {size}")
+    if fmt == "auto":
+        fmt = "folder" if path.is_dir() and _looks_like_class_folders(path, labels) else IMAGES_FORMAT
+    if fmt == IMAGES_FORMAT:
+        return from_images(path, spec, labels, size=size, seed=seed)
+    return from_dataset(path, spec, labels, fmt=fmt, split=split, size=size, seed=seed)
+
+
+def _looks_like_class_folders(root: Path, labels: tuple[str, ...]) -> bool:
+    from feredge.data.records import canonical_label
+
+    names = {canonical_label(n) for n in labels}
+    dirs = [p for p in root.iterdir() if p.is_dir()]
+    inner = [q for p in dirs for q in p.iterdir() if q.is_dir()]  # root/<split>/<label>
+    return any(canonical_label(p.name) in names for p in [*dirs, *inner])
+
+
+def validation_set(path: str | Path, spec: PreprocessSpec, labels: tuple[str, ...], *, fmt: str = "folder",
+                   split: str = "val", size: int = 1000) -> CalibrationSet:
+    """Labelled held-out faces for accuracy budgets (``--max-drop``): the dataset's ``split``."""
+    if fmt in ("auto", IMAGES_FORMAT):
+        fmt = "folder"
+    try:
+        return from_dataset(Path(path), spec, labels, fmt=fmt, split=split, size=size, balanced=False)
+    except FeredgeError as exc:
+        raise FeredgeError(f"--max-drop needs labelled validation data ({split} split of {path}): {exc}") from None
+
+
+def _reference(spec: PreprocessSpec) -> np.ndarray:
+    from feredge.calibration.reference import reference_faces
+
+    return reference_faces(spec).batch
+
+
+def _from_npy(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], size: int) -> CalibrationSet:
+    if not path.is_file():
+        raise FeredgeError(f"--calib {path}: no such file")
+    data = np.load(path, allow_pickle=False)
+    if data.ndim != 4 or tuple(data.shape[1:]) != tuple(spec.input_shape):
+        raise FeredgeError(f"--calib {path}: shape {data.shape} is not (N, {', '.join(map(str, spec.input_shape))})")
+    batch = np.ascontiguousarray(data[:size], dtype=np.float32)
+    return CalibrationSet(batch, [f"{path.name}#{i}" for i in range(len(batch))], None, tuple(labels), str(path),
+                          "npy", None)

@@ -1,0 +1,278 @@
+"""INT8 in the export: QAT when the checkpoint is a QAT one, post-training quantization otherwise.
+
+Called by the ``onnx`` and ``openvino`` targets (:func:`build_onnx_int8`,
+:func:`build_openvino_int8`) and, through :func:`int8_onnx`, by the TensorRT target's INT8 hook
+(:func:`feredge.export.tensorrt.int8.int8_onnx_for`). One decision for all three:
+
+* a QAT checkpoint (``extra["qat"]``, written by ``feredge qat``) is exported as it is — its
+  quantizers and their calibrated ranges become the Q/DQ ONNX; ``--calib`` is then optional;
+* otherwise ``--calib DATA`` is required and ``--ptq`` picks the backend (``auto``: NNCF for
+  OpenVINO, ONNX Runtime for ONNX, ModelOpt for TensorRT).
+
+Either way the choice is said in one line, the calibration report goes into the bundle
+(``calibration.json`` + manifest ``calibration``) and the result into manifest ``int8``. With
+``--max-drop`` the accuracy on the calibration dataset's validation split is checked and, if
+INT8 loses more, the most sensitive layers are kept in float (:mod:`feredge.quantize.sensitivity`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import copy
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from feredge.errors import FeredgeError
+from feredge.quantize.options import int8_options_of, overflow_fix_for
+from feredge.quantize.ptq import QDQ_ONNX, Int8Artifact, Int8Request, PtqBackend, resolve_backend
+
+if TYPE_CHECKING:
+    from feredge.export.exporter import ExportContext
+
+NEEDS_CALIB = ("--precision int8 needs --calib DATA (a dataset or a folder of face photos) unless --checkpoint "
+               "is a QAT checkpoint (made by `feredge qat`)")
+QDQ_FILE = "model.qdq.onnx"
+
+
+class Int8NeedsCalibration(FeredgeError):
+    """Neither a QAT checkpoint nor calibration data: no way to choose INT8 ranges."""
+
+
+@dataclass
+class Int8Outcome:
+    artifact: Int8Artifact
+    method: str  # "qat" or the PTQ backend's name
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+_WORKDIRS: list[str] = []
+
+
+def _workdir() -> Path:
+    path = tempfile.mkdtemp(prefix="feredge-int8-")
+    _WORKDIRS.append(path)
+    return Path(path)
+
+
+@atexit.register
+def _cleanup() -> None:
+    for path in _WORKDIRS:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _calibration(ctx: ExportContext) -> Any:
+    from feredge.calibration.dataset import build_calibration_set
+
+    opts = int8_options_of(ctx.options)
+    if opts.calib is None:
+        return None
+    return build_calibration_set(opts.calib, ctx.source.spec, ctx.source.labels, fmt=opts.calib_format,
+                                 size=opts.calib_size, reference=ctx.reference.batch)
+
+
+def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
+    """The INT8 artifact for ``ctx``'s model and ``target``, with its reports; see the module doc."""
+    from feredge.calibration.report import REPORT_FILE, describe
+    from feredge.quantize.modelopt_qat import QAT_KEY, is_qat_extra
+
+    opts = int8_options_of(ctx.options)
+    qat = is_qat_extra(ctx.source.extra)
+    calib = _calibration(ctx)
+    if not qat and calib is None:
+        raise Int8NeedsCalibration(NEEDS_CALIB)
+    workdir = _workdir()
+    request = Int8Request(ctx.source.module, tuple(ctx.source.spec.input_shape), ctx.staging / "model.onnx",
+                          calib.batch if calib is not None else ctx.reference.batch, workdir,
+                          overflow_fix=overflow_fix_for(opts, target), max_batch=ctx.options.max_batch)
+    if qat:
+        info = ctx.source.extra[QAT_KEY]
+        ctx.message(f"int8: QAT checkpoint ({info.get('method', 'qat')}, ModelOpt fake quantization) → Q/DQ ONNX; "
+                    f"no post-training quantization")
+        backend: PtqBackend | None = None
+        artifact = _qat_artifact(request)
+        calib_report: dict[str, Any] = dict(info.get("calibration") or {})
+    else:
+        backend = resolve_backend(opts.ptq, target)
+        ctx.message(f"int8: not a QAT checkpoint → post-training quantization with {backend.name} on "
+                    f"{len(calib)} calibration faces from {calib.origin}")
+        artifact = backend.quantize(request)
+        calib_report = describe(calib, method=backend.name).to_dict()
+    overflow_fix = ctx.source.extra[QAT_KEY].get("overflow_fix") if qat else request.overflow_fix
+    manifest: dict[str, Any] = {"method": "qat" if qat else "ptq", "backend": backend.name if backend else "modelopt",
+                                "artifact": artifact.kind, "overflow_fix": overflow_fix, **artifact.details}
+    if opts.max_drop is not None:
+        artifact, budget = _fit_budget(ctx, target, request, backend, artifact)
+        manifest["accuracy_budget"] = budget
+        if budget["excluded"]:
+            ctx.message(f"int8: kept {len(budget['excluded'])} layer(s) in float to stay within --max-drop "
+                        f"{opts.max_drop}: {', '.join(budget['excluded'])} "
+                        f"(latency {budget['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
+    manifest["excluded"] = artifact.excluded
+    if calib_report:
+        (ctx.staging / REPORT_FILE).write_text(_json(calib_report), encoding="utf-8")
+        ctx.add_file(REPORT_FILE, "calibration_report")
+        summary = {k: (len(v) if k in ("sources", "skipped") and isinstance(v, list) else v)
+                   for k, v in calib_report.items()}
+        ctx.manifest_extra["calibration"] = {**summary, "file": REPORT_FILE}
+    ctx.manifest_extra["int8"] = manifest
+    return Int8Outcome(artifact, "qat" if qat else artifact.method, manifest)
+
+
+def _json(data: Any) -> str:
+    import json
+
+    return json.dumps(data, indent=2, sort_keys=True, default=str)
+
+
+def _qat_artifact(request: Int8Request) -> Int8Artifact:
+    from feredge.quantize.modelopt_qat import quantized_layers
+    from feredge.quantize.qdq_export import export_qdq_onnx
+
+    model = copy.deepcopy(request.module)
+    if request.exclude:
+        from feredge.quantize.modelopt_qat import set_excluded
+
+        set_excluded(model, request.exclude)
+    path = request.workdir / f"qat-{len(request.exclude)}.onnx"
+    summary = export_qdq_onnx(model, request.input_shape, path, max_batch=request.max_batch)
+    return Int8Artifact("qat", QDQ_ONNX, path, list(request.exclude),
+                        {"qdq": summary.to_dict(), "layers": len(quantized_layers(model))})
+
+
+def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: PtqBackend | None,
+                artifact: Int8Artifact) -> tuple[Int8Artifact, dict[str, Any]]:
+    from feredge.calibration.dataset import validation_set
+    from feredge.models import deploy_graph
+    from feredge.quantize.evaluate import TARGET_RUNTIME, accuracy, runtime_logits, torch_logits
+    from feredge.quantize.sensitivity import fit_budget
+
+    opts = int8_options_of(ctx.options)
+    if opts.calib is None:
+        raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
+    val = validation_set(opts.calib, ctx.source.spec, ctx.source.labels, fmt=opts.calib_format)
+    assert val.labels is not None
+    runtime = TARGET_RUNTIME[target]
+    fp32 = accuracy(torch_logits(deploy_graph(copy.deepcopy(request.module)), val.batch), val.labels)
+    if backend is None or backend.name == "modelopt":
+        layers, evaluate = _torch_evaluator(request, backend is None, val.batch, val.labels)
+    else:
+        layers = backend.layers(request)
+
+        def evaluate(excluded: frozenset[str]) -> float:
+            found = backend.quantize(request.excluding(excluded))
+            return accuracy(runtime_logits(found.path, val.batch, runtime), val.labels)
+
+    result = fit_budget(layers, evaluate, fp32, float(opts.max_drop), log=ctx.message)
+    if result.excluded:
+        kept = request.excluding(tuple(result.excluded))
+        final = _qat_artifact(kept) if backend is None else backend.quantize(kept)
+        result.latency = _latency_cost(artifact.path, final.path, val.batch, runtime)
+        result.final_accuracy = accuracy(runtime_logits(final.path, val.batch, runtime), val.labels)
+        result.met = result.drop_points <= result.max_drop_points + 1e-9
+        artifact = final
+    if not result.met:
+        raise FeredgeError(f"INT8 stays {result.drop_points:.2f} points below FP32 on {len(val)} validation faces "
+                           f"even with {len(result.excluded)} layers in float (--max-drop {opts.max_drop})")
+    return artifact, {**result.to_dict(), "validation": {"samples": len(val), "origin": val.origin,
+                                                         "split": val.split, "runtime": runtime}}
+
+
+def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
+                     labels: np.ndarray) -> tuple[list[str], Any]:
+    """Sensitivity by toggling ModelOpt quantizers in torch: no re-calibration, no re-export."""
+    from feredge.quantize.evaluate import accuracy, torch_logits
+    from feredge.quantize.modelopt_qat import quantize_model, quantized_layers, quantizers
+
+    model = (copy.deepcopy(request.module) if is_qat
+             else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
+    enabled = {name for name, q in quantizers(model).items() if q.is_enabled}
+    layers = quantized_layers(model)
+
+    def evaluate(excluded: frozenset[str]) -> float:
+        for name, quantizer in quantizers(model).items():
+            if name in enabled and name.rsplit(".", 1)[0] not in excluded:
+                quantizer.enable()
+            else:
+                quantizer.disable()
+        return accuracy(torch_logits(model, batch), labels)
+
+    return layers, evaluate
+
+
+def _latency_cost(all_int8: Path, final: Path, batch: np.ndarray, runtime: str) -> dict[str, Any]:
+    from feredge.bench.latency import measure
+
+    stats = {}
+    for key, path in (("all_int8", all_int8), ("final", final)):
+        stats[key] = _measure(path, batch, runtime, measure)
+    return {"runtime": runtime, "batch": 1, "all_int8_p50_ms": stats["all_int8"], "final_p50_ms": stats["final"],
+            "ratio": stats["final"] / stats["all_int8"] if stats["all_int8"] else float("nan")}
+
+
+def _measure(path: Path, batch: np.ndarray, runtime: str, measure: Any) -> float:
+    if runtime == "openvino":
+        from feredge.runtimes.openvino_runner import OpenVINORunner as Runner
+        options: dict[str, Any] = {"precision": "int8"}
+    else:
+        from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner as Runner  # type: ignore[assignment]
+        options = {}
+    with Runner(path, **options) as runner:
+        return float(measure(runner, batch[:8], 1, warmup=5, iterations=30).p50_ms)
+
+
+# --- the targets' entry points ---------------------------------------------------------------------
+
+def build_onnx_int8(ctx: ExportContext) -> None:
+    """``onnx`` target, int8: ``model.onnx`` becomes the Q/DQ ONNX, checked in ONNX Runtime."""
+    from feredge.parity import compare_logits
+    from feredge.quantize.evaluate import runtime_logits
+
+    outcome = quantize_for(ctx, "onnx")
+    shutil.copyfile(outcome.artifact.path, ctx.staging / "model.onnx")
+    ctx.record_parity(compare_logits(ctx.expected, runtime_logits(ctx.staging / "model.onnx", ctx.reference.batch,
+                                                                  "onnxruntime"),
+                                     runtime=f"onnxruntime ({outcome.method})", precision="int8"))
+
+
+def build_openvino_int8(ctx: ExportContext) -> None:
+    """``openvino`` target, int8: IR from the Q/DQ ONNX (kept as ``model.qdq.onnx``) or from NNCF."""
+    from feredge.export.openvino_export import convert_to_openvino, openvino_parity
+
+    outcome = quantize_for(ctx, "openvino")
+    xml = ctx.staging / "model.xml"
+    if outcome.artifact.kind == QDQ_ONNX:
+        shutil.copyfile(outcome.artifact.path, ctx.staging / QDQ_FILE)
+        ctx.add_file(QDQ_FILE, "qdq_onnx")
+        convert_to_openvino(ctx.staging / QDQ_FILE, xml, compress_to_fp16=False)
+    else:
+        shutil.copyfile(outcome.artifact.path, xml)
+        shutil.copyfile(outcome.artifact.path.with_suffix(".bin"), xml.with_suffix(".bin"))
+    ctx.add_file("model.xml", "openvino_xml")
+    ctx.add_file("model.bin", "openvino_bin")
+    ctx.record_parity(openvino_parity(xml, ctx.reference.batch, ctx.expected, "int8"))
+
+
+def int8_onnx(ctx: ExportContext, calib: Any = None, *, target: str = "tensorrt") -> Path:
+    """A Q/DQ ONNX for ``ctx``'s model (QAT if the checkpoint is one, else ModelOpt/ORT PTQ).
+
+    The TensorRT target's hook calls this. ``calib``: an already built
+    :class:`~feredge.calibration.dataset.CalibrationSet` to use instead of ``--calib``. Raises
+    :class:`Int8NeedsCalibration` when there is neither a QAT checkpoint nor calibration data, so
+    the caller can fall back (TensorRT 10's calibrator) or fail with its own message. The file
+    lives in a temporary directory removed at exit: copy it into the bundle.
+    """
+    if calib is not None:
+        from feredge.quantize.options import Int8Options, attach
+
+        opts = int8_options_of(ctx.options)
+        attach(ctx.options, Int8Options(calib=calib.origin, calib_format=calib.fmt, calib_size=len(calib),
+                                        max_drop=opts.max_drop, ptq=opts.ptq, overflow_fix=opts.overflow_fix))
+    outcome = quantize_for(ctx, target)
+    if outcome.artifact.kind != QDQ_ONNX:
+        raise FeredgeError(f"{outcome.method} produced {outcome.artifact.kind}, not a Q/DQ ONNX")
+    return outcome.artifact.path

@@ -1,0 +1,185 @@
+"""Post-training INT8 backends, one table: ModelOpt (torch), NNCF (OpenVINO), ONNX Runtime.
+
+Each backend takes the same :class:`Int8Request` (float model, its verified fp32 ONNX,
+calibration faces, layers to keep in float) and returns an :class:`Int8Artifact`: a Q/DQ ONNX
+(``modelopt``, ``ort``: readable by ONNX Runtime, OpenVINO and TensorRT) or an OpenVINO IR
+(``nncf``). All follow :mod:`feredge.quantize.config`: symmetric INT8, per-channel weights,
+per-tensor activations, the overflow fix unless disabled. Adding a backend is adding a row to
+:data:`PTQ_BACKENDS` (and a test entry: a meta-test checks that every row has one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+from feredge.errors import FeredgeError
+
+QDQ_ONNX = "qdq_onnx"
+OPENVINO_IR = "openvino_ir"
+
+
+@dataclass(frozen=True)
+class Int8Request:
+    module: nn.Module  # the float model (or a QAT model, for the "qat" method)
+    input_shape: tuple[int, ...]
+    float_onnx: Path  # the verified fp32 ONNX of ``module``
+    calib: np.ndarray  # NCHW float32 calibration faces
+    workdir: Path
+    exclude: tuple[str, ...] = ()
+    overflow_fix: bool = True
+    max_batch: int = 64
+
+    def excluding(self, layers: frozenset[str] | tuple[str, ...]) -> Int8Request:
+        return replace(self, exclude=tuple(sorted(layers)))
+
+
+@dataclass
+class Int8Artifact:
+    method: str
+    kind: str  # QDQ_ONNX or OPENVINO_IR
+    path: Path
+    excluded: list[str] = field(default_factory=list)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PtqBackend:
+    name: str
+    produces: str
+    description: str
+    quantize: Callable[[Int8Request], Int8Artifact]
+    layers: Callable[[Int8Request], list[str]]  # names ``exclude`` accepts, in graph order
+
+
+def _tag(request: Int8Request, stem: str, suffix: str) -> Path:
+    key = "-".join(request.exclude)
+    digest = f"{abs(hash(key)) % 10**8:08d}" if key else "all"
+    return request.workdir / f"{stem}-{digest}{suffix}"
+
+
+# --- ModelOpt ------------------------------------------------------------------------------------
+
+def _modelopt_quantize(request: Int8Request) -> Int8Artifact:
+    from feredge.quantize.modelopt_qat import quantize_model
+    from feredge.quantize.qdq_export import export_qdq_onnx
+
+    model = quantize_model(request.module, request.calib, exclude=request.exclude,
+                           overflow_fix=request.overflow_fix)
+    path = _tag(request, "modelopt", ".onnx")
+    summary = export_qdq_onnx(model, request.input_shape, path, max_batch=request.max_batch)
+    return Int8Artifact("modelopt", QDQ_ONNX, path, list(request.exclude), {"qdq": summary.to_dict()})
+
+
+def _modelopt_layers(request: Int8Request) -> list[str]:
+    from feredge.quantize.modelopt_qat import quantize_model, quantized_layers
+
+    return quantized_layers(quantize_model(request.module, request.calib[:8], overflow_fix=request.overflow_fix))
+
+
+# --- ONNX Runtime --------------------------------------------------------------------------------
+
+ORT_LAYER_OPS = ("Conv", "Gemm", "MatMul", "Add")
+
+
+def _ort_quantize(request: Int8Request) -> Int8Artifact:
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, batch: np.ndarray) -> None:
+            self.items = iter([{"input": batch[i : i + 1]} for i in range(len(batch))])
+
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(self.items, None)
+
+    path = _tag(request, "ort", ".onnx")
+    quantize_static(str(request.float_onnx), str(path), Reader(request.calib), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                    reduce_range=request.overflow_fix, calibrate_method=CalibrationMethod.MinMax,
+                    nodes_to_exclude=list(request.exclude),
+                    extra_options={"ActivationSymmetric": True, "WeightSymmetric": True})
+    from feredge.quantize.qdq_export import inspect_qdq
+
+    return Int8Artifact("ort", QDQ_ONNX, path, list(request.exclude), {"qdq": inspect_qdq(path).to_dict()})
+
+
+def _ort_layers(request: Int8Request) -> list[str]:
+    import onnx
+
+    graph = onnx.load(str(request.float_onnx)).graph
+    return [n.name for n in graph.node if n.op_type in ORT_LAYER_OPS]
+
+
+# --- NNCF ----------------------------------------------------------------------------------------
+
+NNCF_LAYER_TYPES = ("Convolution", "GroupConvolution", "MatMul", "Add")
+
+
+def _nncf_quantize(request: Int8Request) -> Int8Artifact:
+    try:
+        import nncf
+        from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
+    except ImportError:
+        raise FeredgeError("--ptq nncf needs `pip install nncf`") from None
+    import openvino as ov
+
+    model = ov.Core().read_model(str(request.float_onnx))
+    dataset = nncf.Dataset([request.calib[i : i + 1] for i in range(len(request.calib))])
+    fix = OverflowFix.ENABLE if request.overflow_fix else OverflowFix.DISABLE
+    quantized = nncf.quantize(
+        model, dataset, preset=nncf.QuantizationPreset.PERFORMANCE, target_device=nncf.TargetDevice.CPU,
+        subset_size=len(request.calib), fast_bias_correction=True,
+        ignored_scope=nncf.IgnoredScope(names=list(request.exclude)) if request.exclude else None,
+        advanced_parameters=AdvancedQuantizationParameters(overflow_fix=fix),
+    )
+    path = _tag(request, "nncf", ".xml")
+    ov.save_model(quantized, str(path), compress_to_fp16=False)
+    return Int8Artifact("nncf", OPENVINO_IR, path, list(request.exclude), {"nncf": nncf.__version__})
+
+
+def _nncf_layers(request: Int8Request) -> list[str]:
+    import openvino as ov
+
+    model = ov.Core().read_model(str(request.float_onnx))
+    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in NNCF_LAYER_TYPES]
+
+
+PTQ_BACKENDS: dict[str, PtqBackend] = {
+    b.name: b
+    for b in (
+        PtqBackend("modelopt", QDQ_ONNX, "NVIDIA ModelOpt max calibration in torch → Q/DQ ONNX (also residual Adds)",
+                   _modelopt_quantize, _modelopt_layers),
+        PtqBackend("nncf", OPENVINO_IR, "NNCF post-training quantization of the OpenVINO model → INT8 IR",
+                   _nncf_quantize, _nncf_layers),
+        PtqBackend("ort", QDQ_ONNX, "ONNX Runtime quantize_static (QDQ, per-channel, symmetric) → Q/DQ ONNX",
+                   _ort_quantize, _ort_layers),
+    )
+}
+
+#: what ``--ptq auto`` picks per export target: the target runtime's own tool, ModelOpt for TensorRT
+AUTO_PTQ: dict[str, str] = {"openvino": "nncf", "onnx": "ort", "tensorrt": "modelopt"}
+#: which artifact kinds each target can ship
+TARGET_KINDS: dict[str, tuple[str, ...]] = {"openvino": (QDQ_ONNX, OPENVINO_IR), "onnx": (QDQ_ONNX,),
+                                            "tensorrt": (QDQ_ONNX,)}
+
+
+def resolve_backend(name: str, target: str) -> PtqBackend:
+    key = AUTO_PTQ.get(target, "modelopt") if name == "auto" else name
+    backend = PTQ_BACKENDS.get(key)
+    if backend is None:
+        raise FeredgeError(f"unknown PTQ backend {name!r}; known: auto, {', '.join(PTQ_BACKENDS)}")
+    if backend.produces not in TARGET_KINDS.get(target, (QDQ_ONNX,)):
+        raise FeredgeError(f"--ptq {key} produces an OpenVINO IR; the {target} target needs a Q/DQ ONNX "
+                           f"(use --ptq modelopt or ort)")
+    return backend

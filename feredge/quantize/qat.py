@@ -1,0 +1,112 @@
+"""``feredge qat``: float checkpoint → calibrated INT8 fake-quant model → short fine-tune → QAT checkpoint.
+
+The schedule follows ModelOpt's guidance: about 10 % of the original training epochs at a tenth of
+the original learning rate, cross-entropy only (auxiliary objectives such as center loss need
+methods of the original module that the traced QAT graph does not have). The calibration set is
+built by the deployment pipeline (:mod:`feredge.calibration.dataset`), from the training split
+unless ``--calib`` names other data, and its report is stored in the checkpoint so the export can
+put it in the bundle. The Trainer writes ``best``/``last`` QAT checkpoints each epoch; both
+restore exactly through :func:`feredge.checkpoint.load_checkpoint`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from feredge.errors import FeredgeError
+
+
+@dataclass
+class QatConfig:
+    checkpoint: Path
+    data: Path
+    format: str = "folder"
+    out: Path = Path("runs/qat")
+    calib: Path | None = None  # default: the training split of ``data``
+    calib_format: str = "auto"
+    calib_size: int = 256
+    epochs: int | None = None  # default: 10 % of the checkpoint's training epochs (at least 1)
+    lr: float | None = None  # default: a tenth of the checkpoint's learning rate
+    batch_size: int = 64
+    optimizer: str | None = None  # default: the checkpoint's
+    overflow_fix: bool = True
+    threads: int | None = None
+    max_minutes: float | None = None
+    seed: int = 0
+
+
+@dataclass
+class QatResult:
+    checkpoint: Path
+    last: Path
+    epochs: int
+    lr: float
+    calibration: dict[str, Any]
+    accuracy: dict[str, float]  # val: fp32, after calibration (ptq), after fine-tuning (qat)
+    quantizers: int
+    residual_adds: list[str]
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["checkpoint"], data["last"] = str(self.checkpoint), str(self.last)
+        return data
+
+
+def _schedule(cfg: QatConfig, train_config: dict[str, Any]) -> tuple[int, float, str]:
+    epochs = cfg.epochs or max(1, round(0.1 * int(train_config.get("epochs") or 10)))
+    lr = cfg.lr or 0.1 * float(train_config.get("lr") or 0.01)
+    optimizer = cfg.optimizer or str(train_config.get("optimizer") or "sgd")
+    if epochs < 1 or lr <= 0:
+        raise FeredgeError(f"QAT needs epochs ≥ 1 and lr > 0 (got {epochs}, {lr})")
+    return epochs, lr, optimizer
+
+
+def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool = True) -> QatResult:
+    import torch
+
+    from feredge.calibration.dataset import build_calibration_set, validation_set
+    from feredge.calibration.report import describe
+    from feredge.checkpoint import load_checkpoint
+    from feredge.quantize.evaluate import accuracy, torch_logits
+    from feredge.quantize.modelopt_qat import is_qat_extra, qat_info, quantize_model, quantizers
+    from feredge.train.trainer import TrainConfig, Trainer
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    model, meta = load_checkpoint(cfg.checkpoint)
+    if is_qat_extra(meta.extra):
+        raise FeredgeError(f"{cfg.checkpoint} is already a QAT checkpoint")
+    if meta.spec.input_size[0] != meta.spec.input_size[1]:
+        raise FeredgeError("QAT fine-tuning supports square inputs only (the Trainer's input_size)")
+    calib = build_calibration_set(cfg.calib or cfg.data, meta.spec, meta.labels,
+                                  fmt=cfg.calib_format if cfg.calib else cfg.format, size=cfg.calib_size,
+                                  seed=cfg.seed)
+    log(f"calibrating on {len(calib)} faces from {calib.origin}")
+    val = validation_set(cfg.data, meta.spec, meta.labels, fmt=cfg.format)
+    assert val.labels is not None
+    fp32_acc = accuracy(torch_logits(model.eval(), val.batch), val.labels)
+    quantized = quantize_model(model, calib.batch, overflow_fix=cfg.overflow_fix)
+    ptq_acc = accuracy(torch_logits(quantized, val.batch), val.labels)
+    log(f"val accuracy: fp32 {fp32_acc:.2%}, INT8 after calibration {ptq_acc:.2%}")
+    epochs, lr, optimizer = _schedule(cfg, dict(meta.extra.get("train_config") or {}))
+    report = describe(calib, method="qat").to_dict()
+    info = qat_info(quantized, method="qat", overflow_fix=cfg.overflow_fix, calibration=report,
+                    base_checkpoint=str(cfg.checkpoint),
+                    finetune={"epochs": epochs, "lr": lr, "optimizer": optimizer, "data": str(cfg.data)})
+    train_cfg = TrainConfig(model=meta.model, data=cfg.data, format=cfg.format, out=cfg.out, epochs=epochs,
+                            batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ce",
+                            input_size=meta.spec.input_size[0], model_kwargs=dict(meta.model_kwargs),
+                            seed=cfg.seed, threads=cfg.threads, max_minutes=cfg.max_minutes)
+    result = Trainer(train_cfg, log=log, progress=progress, model=quantized,
+                     extra_meta={"qat": info.to_dict()}).run()
+    best, _ = load_checkpoint(result.best)
+    qat_acc = accuracy(torch_logits(best, val.batch), val.labels)
+    log(f"val accuracy after QAT: {qat_acc:.2%} (fp32 {fp32_acc:.2%})")
+    enabled = sum(1 for q in quantizers(quantized).values() if q.is_enabled)
+    return QatResult(result.best, result.last, epochs, lr, {k: v for k, v in report.items() if k != "sources"},
+                     {"fp32": fp32_acc, "ptq": ptq_acc, "qat": qat_acc}, enabled, info.residual_adds,
+                     [asdict(h) for h in result.history])
