@@ -49,20 +49,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from feredge.export.exporter import ExportOptions, export
-
-    options = ExportOptions(target=args.target, precision=args.precision, output=args.output, model=args.model,
-                            checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force)
-    from feredge.export.tensorrt.options import TrtExportOptions, attach
+    from feredge.export.tensorrt.options import TrtExportOptions
     from feredge.quantize.options import Int8Options
-    from feredge.quantize.options import attach as attach_int8
 
+    int8 = None
     if args.precision == "int8":
         _check_int8_source(args)
-        attach_int8(options, Int8Options(calib=args.calib, calib_format=args.calib_format, calib_size=args.calib_size,
-                                         max_drop=args.max_drop, ptq=args.ptq, overflow_fix=args.overflow_fix))
-
-    attach(options, TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
-                                     workspace_mb=args.workspace_mb, calib=getattr(args, "calib", None)))
+        int8 = Int8Options(calib=args.calib, calib_format=args.calib_format, calib_size=args.calib_size,
+                           max_drop=args.max_drop, ptq=args.ptq, overflow_fix=args.overflow_fix)
+    options = ExportOptions(target=args.target, precision=args.precision, output=args.output, model=args.model,
+                            checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force, int8=int8,
+                            tensorrt=TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
+                                                      workspace_mb=args.workspace_mb, calib=args.calib))
     result = export(options, progress=None if args.json else lambda s: print(f"  {s}...", file=sys.stderr))
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)

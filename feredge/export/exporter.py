@@ -26,7 +26,9 @@ from feredge.errors import FeredgeError
 from feredge.export.onnx_export import DEFAULT_OPSET, export_onnx, torch_logits
 from feredge.export.source import ModelSource, resolve_source
 from feredge.export.targets import resolve_target
+from feredge.export.tensorrt.options import TrtExportOptions
 from feredge.parity import ParityResult
+from feredge.quantize.options import Int8Options
 
 
 @dataclass
@@ -39,6 +41,8 @@ class ExportOptions:
     max_batch: int = 64
     opset: int = DEFAULT_OPSET
     force: bool = False
+    int8: Int8Options | None = None  # calibration and PTQ choices for --precision int8
+    tensorrt: TrtExportOptions | None = None  # batch profile and workspace for --target trt
 
 
 @dataclass

@@ -267,11 +267,10 @@ def int8_onnx(ctx: ExportContext, calib: Any = None, *, target: str = "tensorrt"
     lives in a temporary directory removed at exit: copy it into the bundle.
     """
     if calib is not None:
-        from feredge.quantize.options import Int8Options, attach
+        from dataclasses import replace
 
         opts = int8_options_of(ctx.options)
-        attach(ctx.options, Int8Options(calib=calib.origin, calib_format=calib.fmt, calib_size=len(calib),
-                                        max_drop=opts.max_drop, ptq=opts.ptq, overflow_fix=opts.overflow_fix))
+        ctx.options.int8 = replace(opts, calib=calib.origin, calib_format=calib.fmt, calib_size=len(calib))
     outcome = quantize_for(ctx, target)
     if outcome.artifact.kind != QDQ_ONNX:
         raise FeredgeError(f"{outcome.method} produced {outcome.artifact.kind}, not a Q/DQ ONNX")

@@ -1,8 +1,4 @@
-"""INT8 export options, carried on :class:`~feredge.export.exporter.ExportOptions`.
-
-``ExportOptions`` has no INT8 fields, so (like the TensorRT options) the CLI attaches an
-:class:`Int8Options` under one attribute name and the targets read it back with defaults.
-"""
+"""INT8 export options: the ``int8`` field of :class:`~feredge.export.exporter.ExportOptions`."""
 
 from __future__ import annotations
 
@@ -10,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ATTRIBUTE = "int8"
 PTQ_CHOICES = ("auto", "modelopt", "nncf", "ort")
 
 
@@ -29,13 +24,8 @@ def overflow_fix_for(options: Int8Options, target: str) -> bool:
     return options.overflow_fix if options.overflow_fix is not None else target != "tensorrt"
 
 
-def attach(options: Any, int8: Int8Options) -> None:
-    vars(options)[ATTRIBUTE] = int8
-
-
 def int8_options_of(options: Any) -> Int8Options:
-    found = getattr(options, ATTRIBUTE, None)
-    if isinstance(found, Int8Options):
-        return found
-    trt = getattr(options, "tensorrt", None)  # the TensorRT options' --calib, when only those were attached
-    return Int8Options(calib=getattr(trt, "calib", None) or getattr(options, "calib", None))
+    if options.int8 is not None:
+        return options.int8
+    trt = options.tensorrt  # the TensorRT options' --calib, when only those were given
+    return Int8Options(calib=trt.calib if trt is not None else None)

@@ -24,11 +24,10 @@ LOCAL_TRT, NO_TRT_REASON = probe_tensorrt()
 @pytest.fixture(scope="module")
 def fp16_export(tmp_path_factory: pytest.TempPathFactory):
     from feredge.export.exporter import ExportOptions, export
-    from feredge.export.tensorrt.options import TrtExportOptions, attach
+    from feredge.export.tensorrt.options import TrtExportOptions
 
     options = ExportOptions(target="trt", precision="fp16", output=tmp_path_factory.mktemp("trt") / "fp16",
-                            max_batch=32)
-    attach(options, TrtExportOptions(opt_batch=2, workspace_mb=256))
+                            max_batch=32, tensorrt=TrtExportOptions(opt_batch=2, workspace_mb=256))
     return export(options)
 
 
@@ -103,11 +102,11 @@ def test_engine_is_built_at_export_where_tensorrt_runs(fp16_export):
 
 
 def _fake_ctx(staging: Path, fp16_export, precision: str, calib: object = None) -> SimpleNamespace:
-    from feredge.export.tensorrt.options import TrtExportOptions, attach
+    from feredge.export.tensorrt.options import TrtExportOptions
 
     shutil.copyfile(fp16_export.bundle / "model.onnx", staging / "model.onnx")
-    options = SimpleNamespace(precision=precision, max_batch=16)
-    attach(options, TrtExportOptions(calib=calib))  # type: ignore[arg-type]
+    options = SimpleNamespace(precision=precision, max_batch=16, int8=None,
+                              tensorrt=TrtExportOptions(calib=calib))  # type: ignore[arg-type]
     reference = SimpleNamespace(batch=np.random.default_rng(0).random((20, 1, 64, 64), dtype=np.float32))
     ctx = SimpleNamespace(source=SimpleNamespace(spec=SimpleNamespace(input_shape=(1, 64, 64)), extra={}),
                           options=options, staging=staging, reference=reference, files={"model.onnx": "onnx"},

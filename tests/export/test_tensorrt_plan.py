@@ -8,7 +8,7 @@ import pytest
 
 from feredge.errors import FeredgeError
 from feredge.export.tensorrt.int8 import INT8_NEEDS, Int8Unavailable, int8_onnx_for, register_qdq_provider
-from feredge.export.tensorrt.options import TrtExportOptions, attach, trt_options_of
+from feredge.export.tensorrt.options import TrtExportOptions, trt_options_of
 from feredge.export.tensorrt.plan import BuildPlan, Calibration, default_variants, plan_from_manifest
 from feredge.export.tensorrt.profile import BatchProfile, batch_profile
 from feredge.export.tensorrt.trtexec import trtexec_command, trtexec_commands
@@ -107,5 +107,5 @@ def test_trt_options_ride_on_export_options():
 
     options = ExportOptions(target="trt")
     assert trt_options_of(options) == TrtExportOptions()
-    attach(options, TrtExportOptions(min_batch=2, opt_batch=8, workspace_mb=256))
+    options.tensorrt = TrtExportOptions(min_batch=2, opt_batch=8, workspace_mb=256)
     assert trt_options_of(options).opt_batch == 8

@@ -1,9 +1,4 @@
-"""TensorRT-specific export options, carried on :class:`~feredge.export.exporter.ExportOptions`.
-
-``ExportOptions`` has no TensorRT fields yet, so the CLI attaches a :class:`TrtExportOptions`
-under one attribute name and the target reads it back with defaults; when ``ExportOptions``
-grows a ``tensorrt`` field this keeps working unchanged.
-"""
+"""TensorRT-specific export options: the ``tensorrt`` field of :class:`~feredge.export.exporter.ExportOptions`."""
 
 from __future__ import annotations
 
@@ -11,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-ATTRIBUTE = "tensorrt"
 DEFAULT_WORKSPACE_MB = 1024
 
 
@@ -23,13 +17,8 @@ class TrtExportOptions:
     calib: Path | str | None = None  # calibration data for INT8 (.npy NCHW batch, or "reference")
 
 
-def attach(options: Any, trt: TrtExportOptions) -> None:
-    vars(options)[ATTRIBUTE] = trt
-
-
 def trt_options_of(options: Any) -> TrtExportOptions:
-    found = getattr(options, ATTRIBUTE, None)
-    if isinstance(found, TrtExportOptions):
-        return found
-    calib = getattr(options, "calib", None)  # a shared --calib option, if the exporter grows one
-    return TrtExportOptions(calib=calib)
+    """The export's TensorRT options, defaults when none were given (the INT8 --calib is shared)."""
+    if options.tensorrt is not None:
+        return options.tensorrt
+    return TrtExportOptions(calib=options.int8.calib if options.int8 is not None else None)
