@@ -88,7 +88,7 @@ def test_default_plan_for_a_bundle_of_another_target():
 
 
 def test_int8_hook_raises_today_and_accepts_a_provider(tmp_path, monkeypatch):
-    ctx = SimpleNamespace(source=SimpleNamespace(extra={}), options=SimpleNamespace())
+    ctx = SimpleNamespace(source=SimpleNamespace(extra={}), options=SimpleNamespace(int8=None, tensorrt=None))
     with pytest.raises(Int8Unavailable) as info:
         int8_onnx_for(ctx)  # type: ignore[arg-type]
     assert str(info.value) == INT8_NEEDS and "--calib" in INT8_NEEDS and "\n" not in INT8_NEEDS
@@ -97,7 +97,8 @@ def test_int8_hook_raises_today_and_accepts_a_provider(tmp_path, monkeypatch):
     monkeypatch.setattr("feredge.export.tensorrt.int8._PROVIDERS", [])
     register_qdq_provider(lambda _ctx: qdq)
     assert int8_onnx_for(ctx) == qdq  # type: ignore[arg-type]
-    ckpt = SimpleNamespace(source=SimpleNamespace(extra={"qdq_onnx": str(qdq)}), options=SimpleNamespace())
+    ckpt = SimpleNamespace(source=SimpleNamespace(extra={"qdq_onnx": str(qdq)}),
+                           options=SimpleNamespace(int8=None, tensorrt=None))
     monkeypatch.setattr("feredge.export.tensorrt.int8._PROVIDERS", [])
     assert int8_onnx_for(ckpt) == qdq  # type: ignore[arg-type]
 
