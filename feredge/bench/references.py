@@ -65,13 +65,23 @@ def benchmark_app_command() -> list[str] | None:
 _NUMBER = r"([0-9]+(?:\.[0-9]+)?)"
 
 
+_TO_MS = {"ms": 1.0, "us": 1e-3, "µs": 1e-3, "s": 1e3}
+
+
 def parse_benchmark_app(output: str) -> dict[str, float]:
-    """median/mean/min/max latency (ms), throughput (FPS) and count from benchmark_app's report."""
+    """median/mean/min/max latency (ms), throughput (FPS) and count from benchmark_app's report.
+
+    benchmark_app switches its latency unit to ``us`` below one millisecond, so the unit is read
+    and converted rather than assumed.
+    """
     found: dict[str, float] = {}
-    patterns = {"median_ms": rf"Median:\s+{_NUMBER}\s*ms", "mean_ms": rf"Average:\s+{_NUMBER}\s*ms",
-                "min_ms": rf"Min:\s+{_NUMBER}\s*ms", "max_ms": rf"Max:\s+{_NUMBER}\s*ms",
-                "fps": rf"Throughput:\s+{_NUMBER}\s*FPS", "count": rf"Count:\s+{_NUMBER}\s*iterations"}
-    for key, pattern in patterns.items():
+    latency = {"median_ms": "Median", "mean_ms": "Average", "min_ms": "Min", "max_ms": "Max"}
+    for key, label in latency.items():
+        match = re.search(rf"{label}:\s+{_NUMBER}\s*(ms|us|µs|s)\b", output)
+        if match:
+            found[key] = float(match.group(1)) * _TO_MS[match.group(2)]
+    counters = {"fps": rf"Throughput:\s+{_NUMBER}\s*FPS", "count": rf"Count:\s+{_NUMBER}\s*iterations"}
+    for key, pattern in counters.items():
         match = re.search(pattern, output)
         if match:
             found[key] = float(match.group(1))

@@ -33,6 +33,13 @@ def test_benchmark_app_report_is_parsed():
                      "count": 477.0}
 
 
+def test_benchmark_app_microsecond_latencies_are_converted():
+    tail = BENCHMARK_APP_TAIL.replace("6.13 ms", "467.29 us").replace("0.52 ms", "386.76 us")
+    stats = parse_benchmark_app(tail)
+    assert stats["median_ms"] == pytest.approx(0.46729) and stats["min_ms"] == pytest.approx(0.38676)
+    assert stats["mean_ms"] == 6.09
+
+
 def test_compute_floor_scales_with_batch_and_rate():
     assert compute_floor_ms(10**9, 1, 2000.0) == pytest.approx(1.0)  # 2 GFLOP at 2000 GFLOP/s
     assert compute_floor_ms(10**9, 4, 1000.0) == pytest.approx(8.0)
