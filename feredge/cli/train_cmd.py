@@ -14,9 +14,12 @@ HELP = "train a registered model on a FER dataset (checkpoints: safetensors + JS
 EXAMPLE = "feredge train --model lfer_ldl --data data/synth --input-size 64 --epochs 10 --out runs/lfer"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from feredge.train.objectives import OBJECTIVES
+#: the objective names, spelled out so building the parser needs no torch (the device-side CLI);
+#: tests/train/test_trainer.py checks this matches feredge.train.objectives.OBJECTIVES
+OBJECTIVE_NAMES = ("ce", "center", "eac", "ldl", "combo", "spd")
 
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="registered model name (see feredge models)")
     parser.add_argument("--data", type=Path, required=True, help="dataset root or CSV")
     parser.add_argument("--format", default="folder",
@@ -31,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--step-size", type=int, default=30, help="epochs per ×gamma step (step schedule)")
     parser.add_argument("--gamma", type=float, default=0.1)
     parser.add_argument("--warmup-epochs", type=int, default=0)
-    parser.add_argument("--loss", choices=sorted(OBJECTIVES), help="objective (default: the seed's own)")
+    parser.add_argument("--loss", choices=OBJECTIVE_NAMES, help="objective (default: the seed's own)")
     parser.add_argument("--teacher", type=Path, help="teacher checkpoint for --loss ldl")
     parser.add_argument("--temperature", type=float, default=2.0, help="teacher softmax temperature (ldl)")
     parser.add_argument("--input-size", type=int, help="square input side, overriding the model's spec")
