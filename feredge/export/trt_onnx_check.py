@@ -68,7 +68,7 @@ def _nodes(graph: Any) -> Iterator[Any]:
                 yield from _nodes(sub)
 
 
-def _constants(graph: Any) -> dict[str, Any]:
+def constant_values(graph: Any) -> dict[str, Any]:
     """name → numpy value of initializers and Constant node outputs."""
     from onnx import numpy_helper
 
@@ -111,7 +111,7 @@ def check_ops(model: Any) -> list[Finding]:
 
 def check_qdq(model: Any) -> list[Finding]:
     graph = model.graph
-    consts = _constants(graph)
+    consts = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from feredge.errors import FeredgeError
+from feredge.export.trt_onnx_check import constant_values
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
@@ -52,25 +53,13 @@ def export_qdq_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, 
     return summary
 
 
-def _constants(graph: Any) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    values = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    values[node.output[0]] = numpy_helper.to_array(attr.t)
-    return values
-
-
 def normalise_qdq(proto: Any) -> Any:
     """Scales → float32 initializers, zero points → int8 zero initializers; dead nodes removed."""
     import onnx
     from onnx import helper, numpy_helper
 
     graph = proto.graph
-    consts = _constants(graph)
+    consts = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
 
     def resolve(name: str) -> np.ndarray | None:
