@@ -46,8 +46,9 @@ class ParityResult:
         return asdict(self)
 
 
-def _softmax(x: np.ndarray) -> np.ndarray:
-    e = np.exp(x - x.max(axis=1, keepdims=True))
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of (N, K) logits, shifted by the row maximum so large logits do not overflow."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
 
 
@@ -61,7 +62,7 @@ def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, p
     tol = tolerance or TOLERANCES[precision]
     diff = np.abs(reference - actual)
     max_rel = float((diff / np.maximum(np.abs(reference), 1e-6)).max())
-    soft = float(np.abs(_softmax(reference) - _softmax(actual)).max())
+    soft = float(np.abs(softmax(reference) - softmax(actual)).max())
     agreement = float((reference.argmax(1) == actual.argmax(1)).mean())
     reasons = []
     if tol.atol is not None and not np.all(diff <= tol.atol + tol.rtol * np.abs(reference)):

@@ -108,8 +108,8 @@ class StagedRunner:
         self.pipeline = pipeline
 
     def process(self, image: np.ndarray, timings: dict[str, float]) -> int:
+        from feredge.parity import softmax
         from feredge.preprocess.transform import crop_faces, normalise
-        from feredge.runtimes.pipeline import softmax
 
         p = self.pipeline
         t0 = time.perf_counter()
@@ -119,8 +119,8 @@ class StagedRunner:
         t2 = time.perf_counter()
         batch = normalise(crops, p.spec)
         t3 = time.perf_counter()
-        logits = (np.concatenate([p.runner.infer(batch[i:i + p.max_batch]) for i in range(0, len(batch), p.max_batch)])
-                  if len(batch) else np.zeros((0, len(p.labels)), np.float32))
+        logits = (p.runner.infer_all(batch, chunk=p.max_batch) if len(batch)
+                  else np.zeros((0, len(p.labels)), np.float32))
         t4 = time.perf_counter()
         probs = softmax(logits) if len(logits) else logits
         records = []

@@ -80,9 +80,12 @@ def onnxruntime_logits(model_bytes: bytes | Path, batch: np.ndarray) -> np.ndarr
     return np.concatenate([session.run(None, {INPUT_NAME: batch[i : i + 16]})[0] for i in range(0, len(batch), 16)])
 
 
-def torch_logits(module: nn.Module, batch: np.ndarray) -> np.ndarray:
-    with torch.inference_mode():
-        return torch.cat([module(torch.from_numpy(batch[i : i + 16])) for i in range(0, len(batch), 16)]).numpy()
+def torch_logits(module: nn.Module, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
+    """PyTorch's logits for ``batch`` in chunks; no_grad, not inference_mode, so fake-quant modules that
+    update buffers in place (ModelOpt) run too."""
+    with torch.no_grad():
+        return torch.cat([module(torch.from_numpy(np.ascontiguousarray(batch[i : i + chunk])))
+                          for i in range(0, len(batch), chunk)]).numpy()
 
 
 def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path, reference: np.ndarray, *,

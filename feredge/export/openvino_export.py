@@ -20,7 +20,7 @@ def openvino_parity(xml_path: Path, reference: np.ndarray, expected: np.ndarray,
     from feredge.runtimes.openvino_runner import OpenVINORunner
 
     with OpenVINORunner(xml_path, precision=precision) as runner:
-        actual = np.concatenate([runner.infer(reference[i : i + 16]) for i in range(0, len(reference), 16)])
+        actual = runner.infer_all(reference)
         ran = runner.settings["inference_precision"]
     result = compare_logits(expected, actual, runtime=f"openvino ({ran})", precision=precision)
     return result

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import nn
 
 #: export target → runtime used to measure its INT8 artifact here (TensorRT cannot run here:
@@ -21,14 +20,14 @@ def runtime_logits(path: Path, batch: np.ndarray, runtime: str, chunk: int = 16)
     from feredge.runtimes.openvino_runner import OpenVINORunner
 
     with OpenVINORunner(path, precision="int8") as runner:
-        return np.concatenate([runner.infer(batch[i : i + chunk]) for i in range(0, len(batch), chunk)])
+        return runner.infer_all(batch, chunk)
 
 
 def torch_logits(model: nn.Module, batch: np.ndarray, chunk: int = 64) -> np.ndarray:
-    model.eval()
-    with torch.no_grad():
-        return torch.cat([model(torch.from_numpy(np.ascontiguousarray(batch[i : i + chunk])))
-                          for i in range(0, len(batch), chunk)]).numpy()
+    """The model's logits in eval mode (the export's chunked helper; this sets eval first)."""
+    from feredge.export.onnx_export import torch_logits as chunked
+
+    return chunked(model.eval(), batch, chunk)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -66,6 +66,8 @@ class Runner(ABC):
         for role in cls.bundle_roles:
             if bundle.has(role):
                 options.setdefault("max_batch", bundle.max_batch)
+                # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle
+                options.setdefault("precision", bundle.precision)
                 return cls._from_bundle_file(bundle, role, **options)
         raise FeredgeError(
             f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(cls.bundle_roles)})"
@@ -107,6 +109,11 @@ class Runner(ABC):
         logits = self._infer(np.ascontiguousarray(batch))
         self.timings.append(time.perf_counter() - start)
         return logits
+
+    def infer_all(self, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
+        """Logits for a batch of any size, run in chunks of ``chunk`` (at most the model's max batch)."""
+        size = min(chunk, self.max_batch) if self.max_batch else chunk
+        return np.concatenate([self.infer(batch[i : i + size]) for i in range(0, len(batch), size)])
 
     @property
     def last_inference_time(self) -> float | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from feredge.runtimes.base import Runner, TensorMeta
@@ -12,12 +10,6 @@ from feredge.runtimes.base import Runner, TensorMeta
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     bundle_roles = ("onnx",)
-
-    @classmethod
-    def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
-        # fp16 and int8 ONNX keep float32 graph inputs, so the I/O type cannot tell the precision
-        options.setdefault("precision", bundle.precision)
-        return cls(bundle.path(role), **options)
 
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort

@@ -27,11 +27,6 @@ class OpenVINORunner(Runner):
     name = "openvino"
     bundle_roles = ("openvino_xml", "onnx")
 
-    @classmethod
-    def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
-        options.setdefault("precision", bundle.precision)
-        return cls(bundle.path(role), **options)
-
     def _activate(self) -> TensorMeta:
         import openvino as ov
 

@@ -17,17 +17,12 @@ from typing import Any
 import numpy as np
 
 from feredge.bundle import Bundle
+from feredge.parity import softmax
 from feredge.preprocess.detect import Box, Detector, create_detector
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import preprocess_faces
 from feredge.runtimes.base import Runner
 from feredge.runtimes.registry import auto_runtime, resolve_name, runner_class
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 @dataclass
@@ -83,8 +78,7 @@ class Pipeline:
 
     def classify(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for a preprocessed batch of any size, chunked to the model's max batch."""
-        chunks = [self.runner.infer(batch[i : i + self.max_batch]) for i in range(0, len(batch), self.max_batch)]
-        return softmax(np.concatenate(chunks))
+        return softmax(self.runner.infer_all(batch, chunk=self.max_batch))
 
     def run(self, image_bgr: np.ndarray, *, scale: float = 1.0) -> FrameResult:
         """Detect, crop, classify every face of one BGR frame; boxes in original coordinates."""

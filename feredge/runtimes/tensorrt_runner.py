@@ -32,7 +32,6 @@ class TensorRTRunner(Runner):
 
     @classmethod
     def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
-        options.setdefault("precision", bundle.precision)
         return cls(bundle.path(role), bundle=bundle, **options)
 
     def _resolve_engine(self) -> Path:

@@ -29,6 +29,7 @@ import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.parity import softmax
 from feredge.preprocess.image_io import ImageError, to_bgr_u8
 
 
@@ -205,12 +206,6 @@ class FrameQueue:
     def close(self) -> None:
         self.stop()
         self.source.close()
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
 
 
 class PendingProbabilities:
