@@ -11,7 +11,9 @@
 #    × batch 1/8, references (benchmark_app, PyTorch eager, compute floor), pipeline stages,
 #    fidelity against FP32 PyTorch, regression gates (regression.yaml) and precision advice.
 # Environment knobs: ITERATIONS (default 200), TRAIN_MINUTES (default 1.5), REF_TRIALS (default 5),
-# PIPELINE_ITERATIONS (default 30).
+# PIPELINE_ITERATIONS (default 30); SYNTH (an existing synthetic set, instead of writing one) and
+# CSAM_NET_CKPT / LFER_LDL_CKPT (checkpoints trained on that set, e.g. by the recipes of
+# benchmarks/training.md, instead of the brief runs of step 2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-/tmp/feredge-bench-work}"
@@ -22,26 +24,28 @@ PIPELINE_ITERATIONS="${PIPELINE_ITERATIONS:-30}"
 FEREDGE="${FEREDGE:-python3 -m feredge}"
 mkdir -p "$WORK" benchmarks
 
-if [ ! -d "$WORK/synth/test" ]; then
-    $FEREDGE data synth --output "$WORK/synth" --per-class 120 --size 64
+SYNTH="${SYNTH:-$WORK/synth}"
+if [ ! -d "$SYNTH/test" ]; then
+    $FEREDGE data synth --output "$SYNTH" --per-class 120 --size 64
 fi
 train() {  # name, extra args...
     local name="$1"; shift
     if [ ! -f "$WORK/runs/$name/best.safetensors" ]; then
-        $FEREDGE train --model "$name" --data "$WORK/synth" --out "$WORK/runs/$name" --epochs 3 \
+        $FEREDGE train --model "$name" --data "$SYNTH" --out "$WORK/runs/$name" --epochs 3 \
             --optimizer adamw --lr 0.002 --batch-size 32 --max-minutes "$TRAIN_MINUTES" "$@"
     fi
 }
-train csam_net
-train lfer_ldl --input-size 64 --loss ce
+CSAM_NET_CKPT="${CSAM_NET_CKPT:-$WORK/runs/csam_net/best.safetensors}"
+LFER_LDL_CKPT="${LFER_LDL_CKPT:-$WORK/runs/lfer_ldl/best.safetensors}"
+[ -f "$CSAM_NET_CKPT" ] || train csam_net
+[ -f "$LFER_LDL_CKPT" ] || train lfer_ldl --input-size 64 --loss ce
 
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
 $FEREDGE bench --matrix \
-    --model mini_xception "csam_net=$WORK/runs/csam_net/best.safetensors" \
-            "lfer_ldl=$WORK/runs/lfer_ldl/best.safetensors" \
+    --model mini_xception "csam_net=$CSAM_NET_CKPT" "lfer_ldl=$LFER_LDL_CKPT" \
     --precisions fp32 fp16 int8 --batch 1 8 --iterations "$ITERATIONS" --warmup 20 \
     --ref-trials "$REF_TRIALS" --ref-seconds 5 --pipeline-iterations "$PIPELINE_ITERATIONS" \
-    --data "$WORK/synth" --split test --gates regression.yaml --recommend \
+    --data "$SYNTH" --split test --gates regression.yaml --recommend \
     --calib reference --workdir "$WORK/bundles" \
     --report-dir benchmarks --report-name matrix \
     --title "default + seed models, fp32/fp16/int8, every installed CPU runtime"

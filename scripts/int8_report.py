@@ -8,6 +8,11 @@ check, and for the shipped default model the agreement with FP32 on the real ref
 
     python scripts/int8_report.py                     # all four models (tens of minutes on 2 cores)
     python scripts/int8_report.py --models mini_xception --epochs 2
+    python scripts/int8_report.py --data /tmp/synth --checkpoint lfer_ldl=runs/lfer/best.safetensors ...
+
+``--checkpoint NAME=PATH`` starts from an FP32 checkpoint trained elsewhere (the recipes of
+``benchmarks/training.md``) instead of the short training run: agreement and drop are only
+meaningful for a converged model.
 """
 
 from __future__ import annotations
@@ -64,11 +69,12 @@ def _row(ref: np.ndarray, labels: np.ndarray, fp32_acc: float, logits: np.ndarra
             "agreement": round(agreement(ref, logits), 4)}
 
 
-def evaluate_model(name: str, data: Path, work: Path, epochs: int, log: Any) -> dict[str, Any]:
+def evaluate_model(name: str, data: Path, work: Path, epochs: int, log: Any,
+                   checkpoint: Path | None = None) -> dict[str, Any]:
     out = work / name
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    fp32_ckpt = _train_fp32(name, data, work, epochs, log)
+    fp32_ckpt = checkpoint if checkpoint is not None else _train_fp32(name, data, work, epochs, log)
     model, meta = load_checkpoint(fp32_ckpt)
     model = deploy_graph(model)
     spec, labels = meta.spec, meta.labels
@@ -76,8 +82,10 @@ def evaluate_model(name: str, data: Path, work: Path, epochs: int, log: Any) -> 
     assert test.labels is not None
     fp32_logits = torch_logits(model, test.batch)
     fp32_acc = accuracy(fp32_logits, test.labels)
-    result: dict[str, Any] = {"model": name, "input": list(spec.input_shape), "fp32_epochs": epochs,
-                              "test_samples": len(test), "fp32": {"accuracy": round(fp32_acc, 4)}}
+    result: dict[str, Any] = {"model": name, "input": list(spec.input_shape),
+                              "fp32": {"checkpoint": str(checkpoint)} if checkpoint else {"epochs": epochs},
+                              "test_samples": len(test)}
+    result["fp32"]["accuracy"] = round(fp32_acc, 4)
     ref = reference_faces(spec)
     fp32_onnx = out / "fp32.onnx"
     export_onnx(model, tuple(spec.input_shape), fp32_onnx, ref.batch[:16])
@@ -194,10 +202,11 @@ def _markdown(report: dict[str, Any]) -> str:
         "Notes: latencies are medians of 200 batch-1 runs on a shared 2-core machine (quote ratios). The CPU here "
         "has AVX2 but no VNNI, so the overflow fix (7-bit weights) is on for every CPU artifact; INT8 gains on x86 "
         "need VNNI/AMX. 'Add inputs quantized' counts every ONNX Add (bias and constant adds included); every "
-        "residual tensor+tensor Add has both inputs quantized. The FP32 checkpoints are trained for the given epochs "
-        "only: a model near chance accuracy (one predicted class) makes agreement trivially 100 % and a model still "
-        "learning changes its predictions during QAT fine-tuning, so its QAT agreement with the FP32 checkpoint is "
-        "low. Train longer (--epochs, --train-per-class) for figures that test the ≥ 99 % agreement criterion.", ""]
+        "residual tensor+tensor Add has both inputs quantized. FP32 checkpoints not given with --checkpoint are "
+        "trained for --epochs only: a model near chance accuracy (one predicted class) makes agreement trivially "
+        "100 % and a model still learning changes its predictions during QAT fine-tuning, so its QAT agreement with "
+        "the FP32 checkpoint is low; pass converged checkpoints (--checkpoint) for figures that test the ≥ 99 % "
+        "agreement criterion.", ""]
     return "\n".join(lines)
 
 
@@ -209,10 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-per-class", type=int, default=80)
     parser.add_argument("--test-per-class", type=int, default=60)
     parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--data", type=Path, help="an existing synthetic set (folder format); default: write one")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=PATH",
+                        help="FP32 checkpoint for a model instead of training one (repeatable)")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
-    data = args.work / "synth"
-    if not (data / "test").is_dir():
+    checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
+    data = args.data or args.work / "synth"
+    if args.data is None and not (data / "test").is_dir():
         write_folder(data, args.train_per_class, size=64, seed=0,
                      splits={"train": args.train_per_class, "val": 20, "test": args.test_per_class})
 
@@ -222,12 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"command": "python " + " ".join(["scripts/int8_report.py", *(argv or sys.argv[1:])]),
                               "machine": f"{platform.machine()} {platform.processor() or ''} "
                                          f"{torch.get_num_threads()} threads".strip(),
-                              "data": {"train_per_class": args.train_per_class, "test_per_class": args.test_per_class,
-                                       "size": 64, "seed": 0}, "models": []}
+                              "data": ({"path": str(args.data)} if args.data else
+                                       {"train_per_class": args.train_per_class, "test_per_class": args.test_per_class,
+                                        "size": 64, "seed": 0}), "models": []}
     for name in args.models:
         log(f"=== {name}")
         try:
-            report["models"].append(evaluate_model(name, data, args.work, args.epochs, log))
+            ckpt = Path(checkpoints[name]) if name in checkpoints else None
+            report["models"].append(evaluate_model(name, data, args.work, args.epochs, log, ckpt))
         except Exception as exc:  # a report with the others beats no report
             report["models"].append({"model": name, "error": f"{exc.__class__.__name__}: {exc}"})
             log(f"{name} failed: {exc}")

@@ -35,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gamma", type=float, default=0.1)
     parser.add_argument("--warmup-epochs", type=int, default=0)
     parser.add_argument("--loss", choices=OBJECTIVE_NAMES, help="objective (default: the seed's own)")
+    parser.add_argument("--dropout", type=float,
+                        help="training-time rate of every Dropout layer (default: the model's own)")
+    parser.add_argument("--init", metavar="pretrained|CHECKPOINT",
+                        help="fine-tune: start from the model's shipped weights or from a checkpoint of it")
     parser.add_argument("--teacher", type=Path, help="teacher checkpoint for --loss ldl")
     parser.add_argument("--temperature", type=float, default=2.0, help="teacher softmax temperature (ldl)")
     parser.add_argument("--input-size", type=int, help="square input side, overriding the model's spec")
@@ -54,7 +58,8 @@ def run(args: argparse.Namespace) -> int:
         model=args.model, data=args.data, format=args.format, out=args.out, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         schedule=args.schedule, step_size=args.step_size, gamma=args.gamma, warmup_epochs=args.warmup_epochs,
-        loss=args.loss, input_size=args.input_size, teacher=args.teacher, temperature=args.temperature,
+        loss=args.loss, input_size=args.input_size, init=args.init, dropout=args.dropout, teacher=args.teacher,
+        temperature=args.temperature,
         balanced=args.balanced, class_weighted=args.class_weighted, seed=args.seed, threads=args.threads,
         max_minutes=args.max_minutes, resume=args.resume,
     )

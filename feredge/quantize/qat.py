@@ -100,7 +100,8 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     train_cfg = TrainConfig(model=meta.model, data=cfg.data, format=cfg.format, out=cfg.out, epochs=epochs,
                             batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ce",
                             input_size=meta.spec.input_size[0], model_kwargs=dict(meta.model_kwargs),
-                            seed=cfg.seed, threads=cfg.threads, max_minutes=cfg.max_minutes)
+                            seed=cfg.seed, threads=cfg.threads, max_minutes=cfg.max_minutes,
+                            dropout=(meta.extra.get("train_config") or {}).get("dropout"))  # the FP32 run's rate
     result = Trainer(train_cfg, log=log, progress=progress, model=quantized,
                      extra_meta={"qat": info.to_dict()}).run()
     best, _ = load_checkpoint(result.best)

@@ -56,6 +56,8 @@ class TrainConfig:
     loss: str | None = None  # default: the seed's own objective (see DEFAULT_OBJECTIVE)
     input_size: int | None = None  # square override of the model's spec size
     model_kwargs: dict[str, Any] = field(default_factory=dict)
+    dropout: float | None = None  # training-time rate for every Dropout layer (inference never drops)
+    init: str | None = None  # "pretrained" (the shipped weights) or a checkpoint path to fine-tune from
     teacher: Path | None = None  # checkpoint whose softened predictions become LDL targets
     temperature: float = 2.0
     balanced: bool = False  # class-balanced sampling (S3 on AffectNet)
@@ -129,6 +131,46 @@ def lr_at(config: TrainConfig, epoch: int) -> float:
     raise FeredgeError(f"unknown schedule {config.schedule!r}; use cosine or step")
 
 
+def _initial_model(cfg: TrainConfig, entry: Any) -> nn.Module:
+    """A fresh model, the shipped weights (``init="pretrained"``) or a checkpoint's weights (fine-tuning).
+
+    A checkpoint must be of the same model and labels: fine-tuning to other classes would silently
+    reuse a classifier whose rows mean other expressions.
+    """
+    from feredge.models import create_model
+
+    if cfg.init is None:
+        return create_model(cfg.model, num_classes=len(entry.labels), **cfg.model_kwargs)
+    if cfg.init == "pretrained":
+        if cfg.model_kwargs:
+            raise FeredgeError(f"--init pretrained loads {cfg.model}'s shipped weights at their own input size; "
+                               "drop --input-size")
+        return create_model(cfg.model, pretrained=True)
+    model, meta = load_checkpoint(cfg.init)
+    if meta.model != cfg.model or tuple(meta.labels) != tuple(entry.labels):
+        raise FeredgeError(f"--init {cfg.init} is a {meta.model} checkpoint with labels {list(meta.labels)}; "
+                           f"training {cfg.model} needs {list(entry.labels)}")
+    if meta.model_kwargs != cfg.model_kwargs:
+        raise FeredgeError(f"--init {cfg.init} was built with {meta.model_kwargs}, this run with "
+                           f"{cfg.model_kwargs}; use the checkpoint's input size")
+    return model
+
+
+def _set_dropout(model: nn.Module, rate: float) -> None:
+    """Override every dropout rate for this run.
+
+    Why a trainer option and not a model argument: dropout is the identity at inference, so the
+    deployed graph and the checkpoint are the same whatever the rate; it only changes how a short
+    run trains. On the synthetic set csam_net's paper-style dropout (0.2 after each transition, 0.5
+    before the classifier) keeps it at chance for hundreds of steps (benchmarks/training.md).
+    """
+    if not 0.0 <= rate < 1.0:
+        raise FeredgeError(f"--dropout must be in [0, 1), got {rate}")
+    for module in model.modules():
+        if isinstance(module, nn.modules.dropout._DropoutNd):
+            module.p = rate
+
+
 def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.Optimizer:
     if config.optimizer == "sgd":
         return torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
@@ -169,7 +211,7 @@ class Trainer:
     def run(self) -> TrainResult:
         from tqdm import tqdm
 
-        from feredge.models import create_model, get_entry
+        from feredge.models import get_entry
 
         cfg = self.config
         if cfg.threads:
@@ -204,7 +246,9 @@ class Trainer:
         if cfg.class_weighted:
             params.class_weights = torch.as_tensor(class_loss_weights(train.labels, len(entry.labels)),
                                                    dtype=torch.float32)
-        model = self.initial_model or create_model(cfg.model, num_classes=len(entry.labels), **cfg.model_kwargs)
+        model = self.initial_model or _initial_model(cfg, entry)
+        if cfg.dropout is not None:
+            _set_dropout(model, cfg.dropout)
         objective = create_objective(loss_name, model, params)
         augment = AugmentConfig(erase_p=0.0, brightness=0.2, contrast=0.2, saturation=0.0 if spec.channels == "gray"
                                 else 0.2)

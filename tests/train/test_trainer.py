@@ -101,6 +101,55 @@ def test_ldl_teacher_to_student_end_to_end(synth, tmp_path):
     assert json.loads(json.dumps(meta.extra["train_config"]))["teacher"] == str(teacher.best)
 
 
+def test_init_pretrained_starts_from_the_shipped_weights(synth, tmp_path):
+    from feredge.models import create_model
+
+    shipped = create_model("mini_xception", pretrained=True).state_dict()
+    result = Trainer(_config(synth, tmp_path / "ft", epochs=1, lr=0.0, weight_decay=0.0, input_size=None,
+                             init="pretrained"), progress=False, log=lambda _: None).run()
+    tuned = _weights(result.last)
+    # lr 0: every weight is the shipped one (BatchNorm running statistics do move in train mode)
+    for key, value in shipped.items():
+        if "running" not in key and "num_batches" not in key:
+            torch.testing.assert_close(tuned[key], value, rtol=0, atol=0)
+
+
+def test_init_from_a_checkpoint_continues_its_weights_and_refuses_another_model(synth, tmp_path):
+    first = Trainer(_config(synth, tmp_path / "a", epochs=1), progress=False, log=lambda _: None).run()
+    again = Trainer(_config(synth, tmp_path / "b", epochs=1, lr=0.0, weight_decay=0.0, init=str(first.best)),
+                    progress=False, log=lambda _: None).run()
+    a, b = _weights(first.best), _weights(again.last)
+    assert all(torch.equal(a[k], b[k]) for k in a if "running" not in k and "num_batches" not in k)
+    with pytest.raises(FeredgeError, match="is a mini_xception checkpoint"):
+        Trainer(_config(synth, tmp_path / "c", model="lfer_ldl", init=str(first.best)), progress=False,
+                log=lambda _: None).run()
+    with pytest.raises(FeredgeError, match="ships no pretrained weights"):
+        Trainer(_config(synth, tmp_path / "d", model="lfer_ldl", init="pretrained"), progress=False,
+                log=lambda _: None).run()
+
+
+def test_dropout_override_sets_every_rate_and_leaves_the_graph(monkeypatch, synth, tmp_path):
+    from torch import nn
+
+    from feredge.train import trainer as trainer_module
+
+    seen: list[float] = []
+    original = trainer_module._set_dropout
+
+    def spy(model: nn.Module, rate: float) -> None:
+        original(model, rate)
+        seen.extend(m.p for m in model.modules() if isinstance(m, nn.Dropout))
+
+    monkeypatch.setattr(trainer_module, "_set_dropout", spy)
+    result = Trainer(_config(synth, tmp_path / "run", model="csam_net", epochs=1, dropout=0.0, loss="ce"),
+                     progress=False, log=lambda _: None).run()
+    assert seen and set(seen) == {0.0}  # csam_net has 4 Dropout layers (0.2 ×3, 0.5)
+    _, meta = load_checkpoint(result.last)
+    assert meta.extra["train_config"]["dropout"] == 0.0 and meta.model_kwargs == {"input_size": [48, 48]}
+    with pytest.raises(FeredgeError, match="--dropout must be in"):
+        Trainer(_config(synth, tmp_path / "bad", dropout=1.0), progress=False, log=lambda _: None).run()
+
+
 def test_ldl_without_teacher_is_refused(synth, tmp_path):
     with pytest.raises(FeredgeError, match="needs --teacher"):
         Trainer(_config(synth, tmp_path / "x", loss="ldl"), progress=False, log=lambda _: None).run()
