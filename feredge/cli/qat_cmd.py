@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10%% of the checkpoint's, ≥ 1)")
     parser.add_argument("--lr", type=float, help="learning rate (default a tenth of the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--objective", choices=("distill", "ce"), default="distill",
+                        help="distill: match the float model's softmax (default); ce: the dataset's labels")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",
@@ -37,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = QatConfig(checkpoint=args.checkpoint, data=args.data, format=args.format, out=args.out, calib=args.calib,
                     calib_format=args.calib_format, calib_size=args.calib_size, epochs=args.epochs, lr=args.lr,
                     batch_size=args.batch_size, overflow_fix=args.overflow_fix, threads=args.threads,
-                    max_minutes=args.max_minutes)
+                    max_minutes=args.max_minutes, objective=args.objective)
     result = run_qat(cfg, log=_log, progress=not args.json)
     if args.json:
         print_json(result.to_dict())

@@ -1,8 +1,13 @@
 """``feredge qat``: float checkpoint → calibrated INT8 fake-quant model → short fine-tune → QAT checkpoint.
 
 The schedule follows ModelOpt's guidance: about 10 % of the original training epochs at a tenth of
-the original learning rate, cross-entropy only (auxiliary objectives such as center loss need
-methods of the original module that the traced QAT graph does not have). The calibration set is
+the original learning rate. The objective is distillation from the float checkpoint itself (KL to
+its softmax, the ``ldl`` objective with the checkpoint as teacher; ModelOpt calls this
+quantization-aware distillation): QAT should recover what quantization lost, not go on training,
+and with labels alone a not-quite-converged model keeps moving (top-1 agreement with FP32
+93.9–97.1 % on the synthetic set, against ≥ 99 % wanted). ``objective="ce"`` trains on the labels
+instead. Auxiliary objectives such as center loss need methods of the original module that the
+traced QAT graph does not have. The calibration set is
 built by the deployment pipeline (:mod:`feredge.calibration.dataset`), from the training split
 unless ``--calib`` names other data, and its report is stored in the checkpoint so the export can
 put it in the bundle. The Trainer writes ``best``/``last`` QAT checkpoints each epoch; both
@@ -36,6 +41,7 @@ class QatConfig:
     threads: int | None = None
     max_minutes: float | None = None
     seed: int = 0
+    objective: str = "distill"  # distill (KL to the float checkpoint's softmax) | ce (labels)
 
 
 @dataclass
@@ -75,6 +81,8 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     from feredge.quantize.modelopt_qat import is_qat_extra, qat_info, quantize_model, quantizers
     from feredge.train.trainer import TrainConfig, Trainer
 
+    if cfg.objective not in ("distill", "ce"):
+        raise FeredgeError(f"unknown QAT objective {cfg.objective!r}; use distill or ce")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     model, meta = load_checkpoint(cfg.checkpoint)
@@ -96,9 +104,12 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     report = describe(calib, method="qat").to_dict()
     info = qat_info(quantized, method="qat", overflow_fix=cfg.overflow_fix, calibration=report,
                     base_checkpoint=str(cfg.checkpoint),
-                    finetune={"epochs": epochs, "lr": lr, "optimizer": optimizer, "data": str(cfg.data)})
+                    finetune={"epochs": epochs, "lr": lr, "optimizer": optimizer, "data": str(cfg.data),
+                              "objective": cfg.objective})
+    distill = cfg.objective == "distill"
     train_cfg = TrainConfig(model=meta.model, data=cfg.data, format=cfg.format, out=cfg.out, epochs=epochs,
-                            batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ce",
+                            batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ldl" if distill else "ce",
+                            teacher=cfg.checkpoint if distill else None, temperature=1.0,
                             input_size=meta.spec.input_size[0], model_kwargs=dict(meta.model_kwargs),
                             seed=cfg.seed, threads=cfg.threads, max_minutes=cfg.max_minutes,
                             dropout=(meta.extra.get("train_config") or {}).get("dropout"))  # the FP32 run's rate

@@ -1,0 +1,42 @@
+"""``run_qat`` end to end on a tiny synthetic set: distillation from the float checkpoint by default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from feredge.checkpoint import load_checkpoint
+from feredge.data.synth import write_folder
+from feredge.errors import FeredgeError
+from feredge.quantize.qat import QatConfig, run_qat
+from feredge.train.trainer import TrainConfig, Trainer
+
+
+@pytest.fixture(scope="module")
+def float_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("qat")
+    data = root / "synth"
+    write_folder(data, n_per_class=8, size=48, seed=5, splits={"train": 5, "val": 2, "test": 1})
+    cfg = TrainConfig(model="mini_xception", data=data, out=root / "fp32", epochs=1, batch_size=16,
+                      optimizer="adamw", lr=1e-3, input_size=48, threads=2, dropout=0.0)
+    return data, Trainer(cfg, progress=False, log=lambda _: None).run().best
+
+
+def test_qat_distils_from_the_float_checkpoint(float_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, ckpt = float_run
+    logs: list[str] = []
+    result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=1,
+                               batch_size=16, threads=2), log=logs.append, progress=False)
+    assert any(f"teacher {ckpt}: distributions for 35 images" in line for line in logs)
+    _, meta = load_checkpoint(result.checkpoint)
+    assert meta.extra["objective"] == "ldl" and meta.extra["qat"]["finetune"]["objective"] == "distill"
+    assert meta.extra["train_config"]["teacher"] == str(ckpt) and meta.extra["train_config"]["dropout"] == 0.0
+    assert result.quantizers > 0 and set(result.accuracy) == {"fp32", "ptq", "qat"}
+
+
+def test_unknown_qat_objective_is_refused_before_any_work(float_run: tuple[Path, Path], tmp_path: Path) -> None:
+    data, ckpt = float_run
+    with pytest.raises(FeredgeError, match="unknown QAT objective 'kd'"):
+        run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "x", objective="kd"), progress=False)
+    assert not (tmp_path / "x").exists()
