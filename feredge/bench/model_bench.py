@@ -17,7 +17,7 @@ from __future__ import annotations
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ class MatrixConfig:
     threads: int | None = None
     isolate: bool = True  # one process per runtime case (per-case peak RSS)
     workdir: Path | None = None
-    calib: Path | None = None  # .npy NCHW calibration faces for INT8 exports
+    calib: Path | str | None = None  # INT8 calibration: "reference", a dataset, a photo folder or a .npy
     peak_gflops: float | None = None
 
 
@@ -127,18 +127,14 @@ def model_complexity(bundle: Any) -> tuple[int | None, int | None]:
 def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, calib: Path | None) -> Path:
     """Export ``ref`` for (target, precision) into ``workdir`` (reused when already there)."""
     from feredge.export.exporter import ExportOptions, export
+    from feredge.quantize.options import Int8Options
 
     out = workdir / f"{ref.label}-{target}-{precision}"
     if (out / "manifest.json").is_file():
         return out
-    known = {f.name for f in fields(ExportOptions)}
-    kwargs: dict[str, Any] = {"target": target, "precision": precision, "output": out, "force": True,
-                              "model": ref.name, "checkpoint": ref.checkpoint}
-    if precision == "int8" and "calib" in known:
-        kwargs["calib"] = calib
-    options = ExportOptions(**kwargs)
-    if precision == "int8" and "calib" not in known and calib is not None:
-        vars(options)["calib"] = calib  # read by exporters that look for a calib attribute
+    int8 = Int8Options(calib=calib) if precision == "int8" and calib is not None else None
+    options = ExportOptions(target=target, precision=precision, output=out, force=True, model=ref.name,
+                            checkpoint=ref.checkpoint, int8=int8)
     export(options)
     return out
 

@@ -48,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     matrix.add_argument("--matrix", action="store_true",
                         help="everything: references, pipeline, fidelity/gates/advice when --data is given")
     matrix.add_argument("--workdir", type=Path, help="where --model bundles are exported (kept and reused)")
-    matrix.add_argument("--calib", type=Path, help=".npy NCHW calibration faces for INT8 exports")
+    matrix.add_argument("--calib", help="INT8 calibration data: reference, a dataset, a photo folder or a .npy")
     matrix.add_argument("--in-process", action="store_true",
                         help="run cases in this process (faster; peak RSS is then not per case)")
     refs = parser.add_argument_group("references")

@@ -109,3 +109,17 @@ def test_cli_matrix_on_a_bundle_with_pipeline_and_references(default_bundle, tmp
     (ref,) = report["references"]
     assert ref["ratio"] > 0 and ref["tool"] in ("benchmark_app", "openvino-loop")
     assert (tmp_path / "bench.md").is_file() and (tmp_path / "bench_stages.png").is_file()
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp16"])
+def test_matrix_exports_pass_the_calibration_data_to_int8_only(precision, tmp_path, monkeypatch):
+    """The matrix's --calib reaches the exporter's typed INT8 options (a lost --calib made every INT8 cell fail)."""
+    from feredge.bench.model_bench import ModelRef, export_bundle
+
+    seen = []
+    monkeypatch.setattr("feredge.export.exporter.export", lambda options: seen.append(options))
+    out = export_bundle(ModelRef("mx", name="mini_xception"), "openvino", precision, tmp_path, "reference")
+    assert out == tmp_path / f"mx-openvino-{precision}"
+    (options,) = seen
+    assert options.precision == precision and options.model == "mini_xception"
+    assert (options.int8.calib if options.int8 else None) == ("reference" if precision == "int8" else None)
