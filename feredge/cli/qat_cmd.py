@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10%% of the checkpoint's, ≥ 1)")
     parser.add_argument("--lr", type=float, help="learning rate (default a tenth of the checkpoint's)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--objective", choices=("distill", "ce"), default="distill",
-                        help="distill: match the float model's softmax (default); ce: the dataset's labels")
+    parser.add_argument("--objective", choices=("ce", "distill"), default="ce",
+                        help="ce: the dataset's labels (default); distill: match the float checkpoint's softmax")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",

@@ -1,4 +1,4 @@
-"""``run_qat`` end to end on a tiny synthetic set: distillation from the float checkpoint by default."""
+"""``run_qat`` end to end on a tiny synthetic set: distillation from the float checkpoint, and a bad objective."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def test_qat_distils_from_the_float_checkpoint(float_run: tuple[Path, Path], tmp
     data, ckpt = float_run
     logs: list[str] = []
     result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=1,
-                               batch_size=16, threads=2), log=logs.append, progress=False)
+                               batch_size=16, threads=2, objective="distill"), log=logs.append, progress=False)
     assert any(f"teacher {ckpt}: distributions for 35 images" in line for line in logs)
     _, meta = load_checkpoint(result.checkpoint)
     assert meta.extra["objective"] == "ldl" and meta.extra["qat"]["finetune"]["objective"] == "distill"
