@@ -124,7 +124,7 @@ def model_complexity(bundle: Any) -> tuple[int | None, int | None]:
     return int(count_macs(graph, tuple(bundle.spec.input_shape))), int(count_params(model))
 
 
-def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, calib: Path | None) -> Path:
+def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, calib: Path | str | None) -> Path:
     """Export ``ref`` for (target, precision) into ``workdir`` (reused when already there)."""
     from feredge.export.exporter import ExportOptions, export
     from feredge.quantize.options import Int8Options
