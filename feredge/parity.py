@@ -73,10 +73,11 @@ def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, p
     tol = tolerance or TOLERANCES[precision]
     diff = np.abs(reference - actual)
     max_rel = float((diff / np.maximum(np.abs(reference), 1e-6)).max())
-    soft = float(np.abs(softmax(reference) - softmax(actual)).max())
+    ref_probs = softmax(reference)
+    soft = float(np.abs(ref_probs - softmax(actual)).max())
     same = reference.argmax(1) == actual.argmax(1)
     agreement = float(same.mean())
-    top2 = np.sort(softmax(reference), axis=1)[:, -2:]
+    top2 = np.sort(ref_probs, axis=1)[:, -2:]
     decisive = (top2[:, 1] - top2[:, 0]) > tol.tie_margin
     gated = float(same[decisive].mean()) if decisive.any() else 1.0
     reasons = []

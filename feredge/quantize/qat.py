@@ -99,7 +99,8 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     quantized = quantize_model(model, calib.batch, overflow_fix=cfg.overflow_fix)
     ptq_acc = accuracy(torch_logits(quantized, val.batch), val.labels)
     log(f"val accuracy: fp32 {fp32_acc:.2%}, INT8 after calibration {ptq_acc:.2%}")
-    epochs, lr, optimizer = _schedule(cfg, dict(meta.extra.get("train_config") or {}))
+    fp32_run = dict(meta.extra.get("train_config") or {})
+    epochs, lr, optimizer = _schedule(cfg, fp32_run)
     report = describe(calib, method="qat").to_dict()
     info = qat_info(quantized, method="qat", overflow_fix=cfg.overflow_fix, calibration=report,
                     base_checkpoint=str(cfg.checkpoint),
@@ -111,7 +112,7 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
                             teacher=cfg.checkpoint if distill else None, temperature=1.0,
                             input_size=meta.spec.input_size[0], model_kwargs=dict(meta.model_kwargs),
                             seed=cfg.seed, threads=cfg.threads, max_minutes=cfg.max_minutes,
-                            dropout=(meta.extra.get("train_config") or {}).get("dropout"))  # the FP32 run's rate
+                            dropout=fp32_run.get("dropout"))  # the FP32 run's rate
     result = Trainer(train_cfg, log=log, progress=progress, model=quantized,
                      extra_meta={"qat": info.to_dict()}).run()
     best, _ = load_checkpoint(result.best)
