@@ -11,6 +11,11 @@ gate fails too, and a face with a narrower one (a near-tie: untrained models, ou
 may flip while every number stays within tolerance. Counting those made the gate fail on one
 tied face in 132 of an untrained model. The raw agreement over every face is still reported.
 INT8 has no elementwise bound, so its agreement counts every face.
+
+Every result says which faces it was measured on (``faces``) and whether it is a gate
+(``gate``). An export checks on the shared real reference faces; an INT8 export given a labelled
+calibration dataset is gated on that dataset's validation split instead (in-domain faces, see
+:mod:`feredge.quantize.int8`), and the reference-face figure is kept as information.
 """
 
 from __future__ import annotations
@@ -52,6 +57,8 @@ class ParityResult:
     reason: str = ""
     decisive: int = -1  # faces counted by the agreement gate (all of them when the tolerance has no tie margin)
     decisive_agreement: float = 1.0
+    faces: str = "reference"  # which faces: the shared real reference faces, or an in-domain split
+    gate: bool = True  # False: recorded for information, does not fail the export
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,12 +71,13 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, precision: str = "fp32",
-                   tolerance: Tolerance | None = None) -> ParityResult:
+                   tolerance: Tolerance | None = None, faces: str = "reference", gate: bool = True) -> ParityResult:
     reference = np.asarray(reference, dtype=np.float64)
     actual = np.asarray(actual, dtype=np.float64)
     if reference.shape != actual.shape:
         return ParityResult(runtime, precision, len(reference), float("inf"), float("inf"), float("inf"),
-                            float("inf"), 0.0, False, f"shape {actual.shape} != reference {reference.shape}")
+                            float("inf"), 0.0, False, f"shape {actual.shape} != reference {reference.shape}",
+                            faces=faces, gate=gate)
     tol = tolerance or TOLERANCES[precision]
     diff = np.abs(reference - actual)
     max_rel = float((diff / np.maximum(np.abs(reference), 1e-6)).max())
@@ -89,4 +97,4 @@ def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, p
         where = f" on {int(decisive.sum())} decisive faces" if tol.tie_margin > 0 else ""
         reasons.append(f"top-1 agreement {gated:.2%}{where} below {tol.min_agreement:.2%}")
     return ParityResult(runtime, precision, len(reference), float(diff.max()), float(diff.mean()), max_rel, soft,
-                        agreement, not reasons, "; ".join(reasons), int(decisive.sum()), gated)
+                        agreement, not reasons, "; ".join(reasons), int(decisive.sum()), gated, faces, gate)

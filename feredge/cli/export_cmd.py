@@ -70,8 +70,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.bundle} ({result.manifest['model']['name']}, {result.manifest['target']}, "
           f"{result.manifest['precision']})")
     for parity in result.manifest["parity"]["results"]:
+        faces = parity.get("faces", "reference")
+        where = "real reference faces" if faces == "reference" else f"faces ({faces})"
+        role = "" if parity.get("gate", True) else "  [information; not the gate]"
         print(f"  parity {parity['runtime']:<22} max|Δlogit| {parity['max_abs']:.2e}  "
-              f"top-1 agreement {parity['top1_agreement']:.1%}  on {parity['samples']} real faces")
+              f"top-1 agreement {parity['top1_agreement']:.1%}  on {parity['samples']} {where}{role}")
     return 0
 
 

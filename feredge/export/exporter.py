@@ -56,6 +56,7 @@ class ExportContext:
     parity: list[ParityResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
+    gate_faces: Any = None  # INT8's in-domain gate faces (feredge.quantize.int8.GateFaces), once built
 
     def add_file(self, name: str, role: str) -> None:
         self.files[name] = role
@@ -64,9 +65,15 @@ class ExportContext:
         self.messages.append(text)
 
     def record_parity(self, result: ParityResult) -> None:
+        """Keep ``result`` for the manifest; a failed gate aborts the export, a failed information check is said."""
         self.parity.append(result)
-        if not result.passed:
-            raise FeredgeError(f"{result.runtime} {result.precision} parity failed: {result.reason}")
+        if result.passed:
+            return
+        if result.gate:
+            where = "" if result.faces == "reference" else f" on {result.faces}"
+            raise FeredgeError(f"{result.runtime} {result.precision} parity failed{where}: {result.reason}")
+        self.message(f"{result.runtime} {result.precision} on {result.faces} faces (information, not the gate): "
+                     f"{result.reason}")
 
 
 @dataclass

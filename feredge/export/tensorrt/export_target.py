@@ -34,11 +34,20 @@ CALIBRATION_DATA_ROLE = "trt_calibration_data"
 
 
 def _onnx_parity(ctx: ExportContext, name: str, precision: str) -> None:
-    """The TensorRT-ready ONNX against PyTorch in onnxruntime, with the precision's tolerance."""
+    """The TensorRT-ready ONNX against PyTorch in onnxruntime, with the precision's tolerance.
+
+    INT8 goes through :func:`feredge.quantize.int8.record_int8_parity`: gated on the calibration
+    dataset's validation split when one was given, on the reference faces otherwise."""
     from feredge.export.onnx_export import onnxruntime_logits
 
+    runtime = f"onnxruntime/trt-{precision}"
+    if precision == "int8":
+        from feredge.quantize.int8 import record_int8_parity
+
+        record_int8_parity(ctx, runtime, lambda batch: onnxruntime_logits(ctx.staging / name, batch))
+        return
     logits = onnxruntime_logits(ctx.staging / name, ctx.reference.batch)
-    ctx.record_parity(compare_logits(ctx.expected, logits, runtime=f"onnxruntime/trt-{precision}", precision=precision))
+    ctx.record_parity(compare_logits(ctx.expected, logits, runtime=runtime, precision=precision))
 
 
 def _static_check(ctx: ExportContext, names: set[str]) -> dict[str, object]:
