@@ -22,10 +22,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-format", default="auto", help="auto, images, npy, or a dataset format")
     parser.add_argument("--calib-size", type=int, default=256, help="calibration faces, class-balanced (default 256)")
     parser.add_argument("--epochs", type=int, help="fine-tuning epochs (default 10%% of the checkpoint's, ≥ 1)")
-    parser.add_argument("--lr", type=float, help="learning rate (default a tenth of the checkpoint's)")
+    parser.add_argument("--lr", type=float, help="starting learning rate (default 1%% of the checkpoint's peak rate)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--objective", choices=("ce", "distill"), default="ce",
                         help="ce: the dataset's labels (default); distill: match the float checkpoint's softmax")
+    parser.add_argument("--select", choices=("agreement", "accuracy"), default="agreement",
+                        help="which epoch to keep: the one agreeing most with the float model on val (default; "
+                             "the calibrated model competes as epoch 0) or the most accurate")
+    parser.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false",
+                        help="let BatchNorm statistics move during fine-tuning (default: frozen)")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",
@@ -39,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = QatConfig(checkpoint=args.checkpoint, data=args.data, format=args.format, out=args.out, calib=args.calib,
                     calib_format=args.calib_format, calib_size=args.calib_size, epochs=args.epochs, lr=args.lr,
                     batch_size=args.batch_size, overflow_fix=args.overflow_fix, threads=args.threads,
-                    max_minutes=args.max_minutes, objective=args.objective)
+                    max_minutes=args.max_minutes, objective=args.objective, select=args.select,
+                    freeze_bn=args.freeze_bn)
     result = run_qat(cfg, log=_log, progress=not args.json)
     if args.json:
         print_json(result.to_dict())
@@ -47,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
     acc = result.accuracy
     print(f"wrote {result.checkpoint} (QAT, {result.quantizers} quantizers incl. {len(result.residual_adds)} "
           f"residual adds; {result.epochs} epochs at lr {result.lr:g})")
+    agree = result.agreement
     print(f"  val accuracy: fp32 {acc['fp32']:.2%}  INT8 calibrated {acc['ptq']:.2%}  INT8 QAT {acc['qat']:.2%}")
+    print(f"  agreement with fp32: calibrated {agree['ptq']:.2%}  QAT {agree['qat']:.2%} "
+          f"(kept epoch {result.selected_epoch} of {result.epochs}, by {args.select})")
     print(f"  export: feredge export --checkpoint {result.checkpoint} --precision int8 --target openvino")
     return 0
 

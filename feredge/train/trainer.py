@@ -4,8 +4,11 @@ Each epoch ends with a validation report and two atomic writes in the run direct
 ``last.safetensors`` + ``last.json`` (a normal feredge checkpoint, exportable as is) and
 ``trainer_state.safetensors`` + ``trainer_state.json`` (optimiser buffers, objective state, epoch,
 RNG seeds) — no pickle anywhere, so ``--resume`` reads only tensors and JSON. The best epoch by
-validation accuracy is copied to ``best.*``. An interrupted run loses at most the epoch in
-progress; the files of the last finished epoch are never half-written.
+validation accuracy (or by the caller's ``score``, e.g. QAT's agreement with the float model) is
+copied to ``best.*``. With ``baseline_epoch`` the starting model is evaluated as epoch 0 and
+competes for ``best`` (fine-tuning never hands back a model worse than where it started). An
+interrupted run loses at most the epoch in progress; the files of the last finished epoch are
+never half-written.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ class TrainConfig:
     input_size: int | None = None  # square override of the model's spec size
     model_kwargs: dict[str, Any] = field(default_factory=dict)
     dropout: float | None = None  # training-time rate for every Dropout layer (inference never drops)
+    freeze_bn: bool = False  # BatchNorm keeps its running statistics (QAT: the calibrated ranges assume them)
+    baseline_epoch: bool = False  # evaluate the starting model as epoch 0; it competes for best
     init: str | None = None  # "pretrained" (the shipped weights) or a checkpoint path to fine-tune from
     teacher: Path | None = None  # checkpoint whose softened predictions become LDL targets
     temperature: float = 2.0
@@ -102,6 +107,7 @@ class EpochRecord:
     lr: float
     seconds: float
     val: dict[str, Any]
+    score: float | None = None  # what picked best when not val accuracy
 
 
 @dataclass
@@ -202,11 +208,14 @@ def teacher_distributions(teacher: Path, dataset_split: Any, temperature: float,
 
 class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
-                 model: nn.Module | None = None, extra_meta: dict[str, Any] | None = None) -> None:
+                 model: nn.Module | None = None, extra_meta: dict[str, Any] | None = None,
+                 score: Callable[[nn.Module], float] | None = None) -> None:
         """``model``: start from this module instead of a fresh registry build (fine-tuning, QAT);
-        ``extra_meta``: merged into every checkpoint sidecar's ``extra`` (e.g. ``{"qat": {...}}``)."""
+        ``extra_meta``: merged into every checkpoint sidecar's ``extra`` (e.g. ``{"qat": {...}}``);
+        ``score``: picks ``best`` (higher wins; called with the model in eval mode) instead of
+        validation accuracy."""
         self.config, self.log, self.progress = config, log, progress
-        self.initial_model, self.extra_meta = model, dict(extra_meta or {})
+        self.initial_model, self.extra_meta, self.score = model, dict(extra_meta or {}), score
 
     def run(self) -> TrainResult:
         from tqdm import tqdm
@@ -263,14 +272,37 @@ class Trainer:
         run_dir = cfg.out
         run_dir.mkdir(parents=True, exist_ok=True)
         history: list[EpochRecord] = []
-        start_epoch, best_acc = 0, -1.0
+        start_epoch, best_score = 0, -math.inf
         if cfg.resume:
-            start_epoch, best_acc, history = self._restore(run_dir, model, optimizer, objective)
+            start_epoch, best_score, history = self._restore(run_dir, model, optimizer, objective)
             self.log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
         meta = CheckpointMeta(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), spec=spec, labels=entry.labels,
                               data_fingerprint=_fingerprint(train, val))
+
+        def finish(epoch: int, losses: list[float], lr: float, seconds: float) -> None:
+            """Validate, write ``last`` (and ``best`` when it wins) and the trainer state for ``epoch``."""
+            nonlocal best_score
+            report = classification_report(val.labels, _predict(model, val, spec).argmax(1), entry.labels)
+            score = self.score(model.eval()) if self.score is not None else None
+            record = EpochRecord(epoch, float(np.mean(losses)) if losses else float("nan"), lr, seconds,
+                                 _brief(report), score)
+            history.append(record)
+            shown = f"  score {score:.4f}" if score is not None else ""
+            self.log(f"epoch {epoch}/{cfg.epochs}  loss {record.train_loss:.4f}  lr {lr:.3g}  "
+                     f"val {report.summary()}{shown}  ({record.seconds:.0f}s)")
+            meta.metrics = {"epoch": epoch, "val": report.to_dict(), "train_loss": record.train_loss}
+            meta.extra = {"objective": loss_name, "train_config": cfg.to_json(), "epoch": epoch, **self.extra_meta}
+            last = save_checkpoint(run_dir / "last", model.state_dict(), meta)
+            value = score if score is not None else report.accuracy
+            if value > best_score:
+                best_score = value
+                _copy_checkpoint(last, run_dir / "best.safetensors")
+            self._save_state(run_dir, epoch, best_score, history, optimizer, objective)
+
         started = time.monotonic()
         stopped_early = False
+        if cfg.baseline_epoch and start_epoch == 0:
+            finish(0, [], 0.0, 0.0)
         for epoch in range(start_epoch, cfg.epochs):
             lr = lr_at(cfg, epoch)
             for group in optimizer.param_groups:
@@ -278,6 +310,10 @@ class Trainer:
             data.epoch = epoch
             generator.manual_seed(cfg.seed * 100_003 + epoch)  # order depends on (seed, epoch): resume is exact
             model.train()
+            if cfg.freeze_bn:
+                for module in model.modules():
+                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                        module.eval()
             losses = []
             epoch_start = time.monotonic()
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
@@ -296,20 +332,7 @@ class Trainer:
                 if self._out_of_time(started):
                     stopped_early = True
                     break
-            report = classification_report(val.labels, _predict(model, val, spec).argmax(1), entry.labels)
-            record = EpochRecord(epoch + 1, float(np.mean(losses)) if losses else float("nan"), lr,
-                                 time.monotonic() - epoch_start, _brief(report))
-            history.append(record)
-            self.log(f"epoch {epoch + 1}/{cfg.epochs}  loss {record.train_loss:.4f}  lr {lr:.3g}  "
-                     f"val {report.summary()}  ({record.seconds:.0f}s)")
-            meta.metrics = {"epoch": epoch + 1, "val": report.to_dict(), "train_loss": record.train_loss}
-            meta.extra = {"objective": loss_name, "train_config": cfg.to_json(), "epoch": epoch + 1,
-                          **self.extra_meta}
-            last = save_checkpoint(run_dir / "last", model.state_dict(), meta)
-            if report.accuracy > best_acc:
-                best_acc = report.accuracy
-                _copy_checkpoint(last, run_dir / "best.safetensors")
-            self._save_state(run_dir, epoch + 1, best_acc, history, optimizer, objective)
+            finish(epoch + 1, losses, lr, time.monotonic() - epoch_start)
             if stopped_early or self._out_of_time(started):
                 stopped_early = True
                 self.log(f"stopping: --max-minutes {cfg.max_minutes} reached")
@@ -323,13 +346,13 @@ class Trainer:
         limit = self.config.max_minutes
         return limit is not None and time.monotonic() - started > limit * 60
 
-    def _save_state(self, run_dir: Path, epoch: int, best_acc: float, history: list[EpochRecord],
+    def _save_state(self, run_dir: Path, epoch: int, best_score: float, history: list[EpochRecord],
                     optimizer: torch.optim.Optimizer, objective: Any) -> None:
         from safetensors.torch import save_file
 
         tensors, scalars = _flatten_optimizer(optimizer)
         tensors.update({f"objective.{k}": v.contiguous() for k, v in objective.state_dict().items()})
-        info = {"epoch": epoch, "best_accuracy": best_acc, "optimizer": scalars,
+        info = {"epoch": epoch, "best_score": best_score, "optimizer": scalars,
                 "history": [asdict(h) for h in history], "config": self.config.to_json()}
         fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state-", suffix=".safetensors")
         os.close(fd)
@@ -361,7 +384,8 @@ class Trainer:
         _load_optimizer(optimizer, tensors, info["optimizer"])
         objective.load_state_dict({k[len("objective."):]: v for k, v in tensors.items() if k.startswith("objective.")})
         history = [EpochRecord(**h) for h in info["history"]]
-        return int(info["epoch"]), float(info["best_accuracy"]), history
+        best = info["best_score"] if "best_score" in info else info["best_accuracy"]  # runs from before scores
+        return int(info["epoch"]), float(best), history
 
 
 def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

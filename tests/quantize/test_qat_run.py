@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from feredge.checkpoint import load_checkpoint
 from feredge.data.synth import write_folder
@@ -40,3 +41,29 @@ def test_unknown_qat_objective_is_refused_before_any_work(float_run: tuple[Path,
     with pytest.raises(FeredgeError, match="unknown QAT objective 'kd'"):
         run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "x", objective="kd"), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+def test_qat_keeps_the_epoch_that_agrees_most_with_float_and_freezes_batchnorm(float_run: tuple[Path, Path],
+                                                                                tmp_path: Path) -> None:
+    from safetensors.torch import load_file
+
+    data, ckpt = float_run
+    result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=2,
+                               batch_size=16, threads=2, lr=1e-3), log=lambda _: None, progress=False)
+    scores = {h["epoch"]: h["score"] for h in result.history}
+    assert set(scores) == {0, 1, 2}  # the calibrated model competes as epoch 0
+    assert result.selected_epoch == max(scores, key=lambda e: (scores[e], -e))
+    assert result.agreement["qat"] == pytest.approx(scores[result.selected_epoch], abs=1e-3)
+    assert result.agreement["ptq"] == pytest.approx(scores[0], abs=1e-3)
+    _, meta = load_checkpoint(result.checkpoint)
+    assert meta.extra["epoch"] == result.selected_epoch and meta.extra["qat"]["finetune"]["select"] == "agreement"
+    before, after = load_file(str(ckpt)), load_file(str(result.last))
+    stats = [k for k in before if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(torch.equal(before[k], after[k]) for k in stats)  # BatchNorm frozen during QAT
+
+
+def test_default_qat_learning_rate_is_one_percent_of_the_float_peak() -> None:
+    from feredge.quantize.qat import _schedule
+
+    cfg = QatConfig(checkpoint=Path("x"), data=Path("y"))
+    assert _schedule(cfg, {"epochs": 40, "lr": 0.003, "optimizer": "adamw"}) == (4, pytest.approx(3e-5), "adamw")

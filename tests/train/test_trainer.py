@@ -227,3 +227,46 @@ def test_eval_report_and_picture(synth, tmp_path):
     bundle = export(ExportOptions(target="onnx", checkpoint=run.best, output=tmp_path / "bundle")).bundle
     through_ort = evaluate(bundle, synth, runtime="onnxruntime")
     assert through_ort.report.confusion == report["confusion"]
+
+
+def test_score_picks_best_and_the_baseline_epoch_competes(synth, tmp_path):
+    """The caller's score picks ``best``; with ``baseline_epoch`` the untouched model is epoch 0."""
+    calls: list[bool] = []
+
+    def prefer_the_start(model: torch.nn.Module) -> float:
+        calls.append(model.training)
+        return 1.0 if len(calls) == 1 else 0.5  # epoch 0 wins: every later epoch scores lower
+
+    trainer = Trainer(_config(synth, tmp_path / "run", baseline_epoch=True, init="pretrained",
+                                      input_size=None), progress=False,
+                      log=lambda _: None, score=prefer_the_start)
+    result = trainer.run()
+    assert [h.epoch for h in result.history] == [0, 1, 2] and [h.score for h in result.history] == [1.0, 0.5, 0.5]
+    assert calls == [False, False, False]  # scored in eval mode
+    pretrained, best = load_checkpoint(result.best)
+    assert best.extra["epoch"] == 0
+    from feredge.models import create_model
+
+    shipped = create_model("mini_xception", pretrained=True).state_dict()
+    for name, value in pretrained.state_dict().items():
+        torch.testing.assert_close(value, shipped[name], msg=name)  # epoch 0 is the starting weights
+    state = json.loads((tmp_path / "run" / "trainer_state.json").read_text())
+    assert state["best_score"] == 1.0
+
+
+def test_freeze_bn_keeps_running_statistics(synth, tmp_path):
+    moving = Trainer(_config(synth, tmp_path / "moving", epochs=1, init="pretrained", input_size=None), progress=False,
+                     log=lambda _: None).run()
+    frozen = Trainer(_config(synth, tmp_path / "frozen", epochs=1, init="pretrained", freeze_bn=True,
+                                     input_size=None),
+                     progress=False, log=lambda _: None).run()
+    from feredge.models import create_model
+
+    shipped = create_model("mini_xception", pretrained=True).state_dict()
+    stats = [k for k in shipped if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    after_frozen, after_moving = _weights(frozen.last), _weights(moving.last)
+    for key in stats:
+        torch.testing.assert_close(after_frozen[key], shipped[key], msg=key)
+    assert any(not torch.equal(after_moving[key], shipped[key]) for key in stats)
+    assert any(not torch.equal(after_frozen[k], shipped[k]) for k in shipped if k.endswith("weight"))  # still trained
