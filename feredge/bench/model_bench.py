@@ -75,7 +75,28 @@ class MatrixConfig:
     isolate: bool = True  # one process per runtime case (per-case peak RSS)
     workdir: Path | None = None
     calib: Path | str | None = None  # INT8 calibration: "reference", a dataset, a photo folder or a .npy
+    calib_by_label: dict[str, str] = field(default_factory=dict)  # per-model calibration data, by model label
     peak_gflops: float | None = None
+
+    def calib_for(self, label: str) -> Path | str | None:
+        """A model's INT8 calibration data: its own entry, else the common one. Why per model: a model
+        trained on a dataset calibrates (and is gated) on that dataset, the shipped model on real faces."""
+        return self.calib_by_label.get(label, self.calib)
+
+
+def parse_calib(entries: list[str] | None) -> tuple[str | None, dict[str, str]]:
+    """``--calib`` entries: ``DATA`` (every model) and ``LABEL=DATA`` (one model) → (common, by label)."""
+    common, by_label = None, {}
+    for entry in entries or []:
+        label, sep, value = entry.partition("=")
+        if sep and label and not Path(entry).exists():
+            by_label[label] = value
+        elif common is None:
+            common = entry
+        else:
+            raise FeredgeError(f"--calib: two common calibration sources ({common}, {entry}); "
+                               "give the others as LABEL=DATA")
+    return common, by_label
 
 
 @dataclass
@@ -198,7 +219,7 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
         if key not in cache:
             say(f"  exporting {ref.label} → {target} {precision}")
             try:
-                cache[key] = export_bundle(ref, target, precision, workdir, config.calib)
+                cache[key] = export_bundle(ref, target, precision, workdir, config.calib_for(ref.label))
             except FeredgeError as exc:
                 cache[key] = Skip(ref.label, precision, target, f"export {target} {precision}: {exc}")
         return cache[key]

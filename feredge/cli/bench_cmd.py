@@ -48,7 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     matrix.add_argument("--matrix", action="store_true",
                         help="everything: references, pipeline, fidelity/gates/advice when --data is given")
     matrix.add_argument("--workdir", type=Path, help="where --model bundles are exported (kept and reused)")
-    matrix.add_argument("--calib", help="INT8 calibration data: reference, a dataset, a photo folder or a .npy")
+    matrix.add_argument("--calib", nargs="+", metavar="[LABEL=]DATA",
+                        help="INT8 calibration data: reference, a dataset, a photo folder or a .npy; LABEL=DATA for "
+                             "one --model (e.g. reference csam_net=data/synth). A labelled dataset also gates INT8 "
+                             "parity on its val split")
     matrix.add_argument("--in-process", action="store_true",
                         help="run cases in this process (faster; peak RSS is then not per case)")
     refs = parser.add_argument_group("references")
@@ -116,11 +119,12 @@ def _validate(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from feredge.bench.model_bench import MatrixConfig, ModelRef, bench_model, device_default_precision
+    from feredge.bench.model_bench import MatrixConfig, ModelRef, bench_model, device_default_precision, parse_calib
     from feredge.bundle import Bundle
     from feredge.errors import FeredgeError
 
     _validate(args)
+    calib, calib_by_label = parse_calib(args.calib)
     references = args.references or args.matrix
     quiet = args.json
 
@@ -152,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         machine.update(peak_gflops=rate.gflops, peak_method=rate.method, peak_threads=rate.threads)
     config = MatrixConfig(precisions=args.precisions or ["fp32", "fp16", "int8"], runtimes=args.runtimes,
                           batches=sorted(set(args.batch)), warmup=args.warmup, iterations=args.iterations,
-                          threads=args.threads, isolate=not args.in_process, workdir=args.workdir, calib=args.calib,
-                          peak_gflops=peak)
+                          threads=args.threads, isolate=not args.in_process, workdir=args.workdir, calib=calib,
+                          calib_by_label=calib_by_label, peak_gflops=peak)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     machine["memory_method"] = ("in-process: peak RSS is not per case" if args.in_process else

@@ -123,3 +123,18 @@ def test_matrix_exports_pass_the_calibration_data_to_int8_only(precision, tmp_pa
     (options,) = seen
     assert options.precision == precision and options.model == "mini_xception"
     assert (options.int8.calib if options.int8 else None) == ("reference" if precision == "int8" else None)
+
+
+def test_calibration_data_per_model_label():
+    from feredge.bench.model_bench import MatrixConfig, parse_calib
+    from feredge.errors import FeredgeError
+
+    common, by_label = parse_calib(["reference", "csam_net=/data/synth", "lfer_ldl=/data/other"])
+    config = MatrixConfig(calib=common, calib_by_label=by_label)
+    assert config.calib_for("csam_net") == "/data/synth" and config.calib_for("lfer_ldl") == "/data/other"
+    assert config.calib_for("mini_xception") == "reference"
+    assert parse_calib(None) == (None, {})
+    only, per_label = parse_calib(["a=b"])
+    assert MatrixConfig(calib=only, calib_by_label=per_label).calib_for("x") is None
+    with pytest.raises(FeredgeError, match="two common calibration sources"):
+        parse_calib(["reference", "/data/synth"])
