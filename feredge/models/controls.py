@@ -60,7 +60,7 @@ def resnet50(num_classes: int = 7, **kw: Any) -> nn.Module:
     labels=RAFDB_7,
     paper=PaperFigures(
         params_m=1.23,
-        macs_m=291.48,
+        flops_m=291.48,
         input_size=(224, 224),
         note="S3's baseline (table 4); its 'FLOPs' are 2 × MACs",
     ),

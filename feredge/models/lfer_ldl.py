@@ -160,7 +160,7 @@ class LFERLDL(nn.Module):
     seed="S3",
     paper=PaperFigures(
         params_m=1.26,
-        macs_m=294.60,
+        flops_m=294.60,
         input_size=(224, 224),
         note="table 1/4; the paper's 'FLOPs' are 2 × MACs (its ShuffleNet-V2 1.0× baseline: 291.48)",
     ),

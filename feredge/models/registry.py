@@ -31,8 +31,16 @@ class PaperFigures:
 
     params_m: float | None = None
     macs_m: float | None = None
+    flops_m: float | None = None  # a figure the paper calls FLOPs, counting a multiply-accumulate as two
     input_size: tuple[int, int] | None = None
     note: str = ""
+
+    @property
+    def paper_macs_m(self) -> float | None:
+        """The paper's cost in MACs: ``macs_m``, or half its FLOPs (MACs are what we count)."""
+        if self.macs_m is not None:
+            return self.macs_m
+        return None if self.flops_m is None else self.flops_m / 2
 
 
 @dataclass(frozen=True)
