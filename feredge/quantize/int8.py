@@ -62,6 +62,9 @@ class GateFaces:
     origin: str
     split: str
 
+    def __len__(self) -> int:
+        return len(self.batch)
+
     @property
     def name(self) -> str:
         return f"{self.split} split of {self.origin}"
@@ -244,7 +247,7 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
     if not result.met:
         raise FeredgeError(f"INT8 stays {result.drop_points:.2f} points below FP32 on {len(val)} validation faces "
                            f"even with {len(result.excluded)} layers in float (--max-drop {opts.max_drop})")
-    return artifact, {**result.to_dict(), "validation": {"samples": len(val.batch), "origin": val.origin,
+    return artifact, {**result.to_dict(), "validation": {"samples": len(val), "origin": val.origin,
                                                          "split": val.split, "runtime": runtime}}
 
 

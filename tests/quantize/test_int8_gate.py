@@ -92,7 +92,7 @@ def test_int8_export_with_a_labelled_dataset_is_gated_on_its_val_split(tmp_path:
     data = tmp_path / "synth"
     write_folder(data, 10, size=48, seed=0, splits={"train": 6, "val": 4})
     result = export(ExportOptions(target="onnx", precision="int8", output=tmp_path / "bundle", max_batch=8,
-                                  int8=Int8Options(calib=str(data), calib_size=42)))
+                                  int8=Int8Options(calib=str(data), calib_size=42, max_drop=50.0)))
     manifest = result.manifest
     int8 = [p for p in manifest["parity"]["results"] if p["precision"] == "int8"]
     assert [(p["faces"], p["gate"]) for p in int8] == [("reference", False), (f"val split of {data}", True)]
@@ -101,3 +101,5 @@ def test_int8_export_with_a_labelled_dataset_is_gated_on_its_val_split(tmp_path:
     validation = manifest["int8"]["validation"]
     assert validation["samples"] == 28 and 0.0 <= validation["fp32_accuracy"] <= 1.0
     assert set(validation["int8_accuracy"]) == {"onnxruntime (ort)"}
+    budget = manifest["int8"]["accuracy_budget"]  # --max-drop measured on the same in-domain faces
+    assert budget["validation"]["samples"] == 28 and budget["excluded"] == []
