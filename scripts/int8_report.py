@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from feredge.bench.cpu import cpu_info
 from feredge.bench.latency import measure
 from feredge.calibration.dataset import build_calibration_set, from_dataset
 from feredge.calibration.reference import reference_faces
@@ -208,15 +209,30 @@ def _markdown(report: dict[str, Any]) -> str:
         f"{r['model']}: {r['qat']['qdq']['quantize_nodes']} Q/DQ pairs, {r['qat']['qdq']['per_channel_weights']} "
         f"per-channel weights, {r['qat']['qdq']['quantized_add_inputs']}/{2 * r['qat']['qdq']['adds']} Add inputs "
         f"quantized, opset {r['qat']['qdq']['opset']}" for r in report["models"] if "qat" in r), "",
-        "Notes: latencies are medians of 200 batch-1 runs on a shared 2-core machine (quote ratios). The CPU here "
-        "has AVX2 but no VNNI, so the overflow fix (7-bit weights) is on for every CPU artifact; INT8 gains on x86 "
-        "need VNNI/AMX. 'Add inputs quantized' counts every ONNX Add (bias and constant adds included); every "
+        "Notes: latencies are medians of 200 batch-1 runs on a shared 2-core machine (quote ratios). "
+        f"{_cpu_note(report)} "
+        "'Add inputs quantized' counts every ONNX Add (bias and constant adds included); every "
         "residual tensor+tensor Add has both inputs quantized. FP32 checkpoints not given with --checkpoint are "
         "trained for --epochs only: a model near chance accuracy (one predicted class) makes agreement trivially "
         "100 % and a model still learning changes its predictions during QAT fine-tuning, so its QAT agreement with "
         "the FP32 checkpoint is low; pass converged checkpoints (--checkpoint) for figures that test the ≥ 99 % "
         "agreement criterion.", ""]
     return "\n".join(lines)
+
+
+def _cpu_note(report: dict[str, Any]) -> str:
+    from feredge.bench.cpu import has_vnni
+
+    cpu = report.get("cpu") or {}
+    if not cpu:
+        return "CPU not recorded."
+    head = f"CPU: {cpu['cpu']} (ISA {cpu['isa']})."
+    if has_vnni(cpu["isa"]):
+        return (f"{head} It has VNNI, so INT8 does not saturate here; the overflow fix (7-bit weights, on by "
+                "default for CPU targets so that an artifact also runs right on CPUs without VNNI) costs some weight "
+                "resolution on this machine — compare the overflow_fix=off rows.")
+    return (f"{head} No VNNI: full 8-bit weights saturate in the INT8 kernels, so the overflow fix (7-bit weights) is "
+            "on for every CPU artifact; INT8 gains on x86 need VNNI/AMX.")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -247,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
     report: dict[str, Any] = {"command": "python " + " ".join(["scripts/int8_report.py", *(argv or sys.argv[1:])]),
                               "machine": f"{platform.machine()} {platform.processor() or ''} "
-                                         f"{torch.get_num_threads()} threads".strip(),
+                                         f"{torch.get_num_threads()} threads".strip(), "cpu": cpu_info(),
                               "data": ({"path": str(args.data)} if args.data else
                                        {"train_per_class": args.train_per_class, "test_per_class": args.test_per_class,
                                         "size": 64, "seed": 0}), "models": []}

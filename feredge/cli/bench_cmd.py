@@ -83,18 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _machine() -> dict[str, Any]:
-    cpu, flags = platform.processor() or platform.machine(), set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name") and cpu in ("", platform.machine()):
-                cpu = line.split(":", 1)[1].strip()
-            elif line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    isa = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_bf16", "amx_int8")
-           if f in flags]
-    return {"cpu": cpu, "cores": os.cpu_count(), "isa": " ".join(isa) or "?", "python": platform.python_version(),
+    from feredge.bench.cpu import cpu_info
+
+    return {**cpu_info(), "cores": os.cpu_count(), "python": platform.python_version(),
             "load_start": _load()}
 
 
@@ -145,7 +136,8 @@ def run(args: argparse.Namespace) -> int:
     machine["openvino_default_precision"] = ov_default
     amx = "amx_bf16" in machine["isa"]
     machine["openvino_default_note"] = (
-        "bf16 default on this AMX CPU: the matrix adds an OpenVINO row at the device default" if ov_default == "bf16"
+        "bf16 default on this CPU (bf16 ISA): the matrix adds an OpenVINO row at the device default"
+        if ov_default == "bf16"
         else f"no AMX/bf16 on this CPU{'' if not amx else ' (AMX present)'}, so the default equals forced f32")
     peak = None
     if references:

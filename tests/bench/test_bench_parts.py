@@ -138,3 +138,11 @@ def test_calibration_data_per_model_label():
     assert MatrixConfig(calib=only, calib_by_label=per_label).calib_for("x") is None
     with pytest.raises(FeredgeError, match="two common calibration sources"):
         parse_calib(["reference", "/data/synth"])
+
+
+def test_cpu_info_names_the_isa_that_changes_int8_and_bf16_results():
+    from feredge.bench.cpu import REPORTED_ISA, cpu_info, has_vnni
+
+    info = cpu_info()
+    assert info["cpu"] and (info["isa"] == "?" or set(info["isa"].split()) <= set(REPORTED_ISA))
+    assert has_vnni("avx2 avx512f avx512_vnni") and has_vnni("avx2 avx_vnni") and not has_vnni("avx2 avx512f")
