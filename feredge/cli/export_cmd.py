@@ -34,6 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--calib-size", type=int, default=256, help="calibration faces, class-balanced (default 256)")
     int8.add_argument("--max-drop", type=float, metavar="POINTS",
                       help="accuracy budget on the calibration dataset's val split; keeps sensitive layers in float")
+    int8.add_argument("--min-agreement", type=float, metavar="PERCENT",
+                      help="keep the most sensitive layers in float until INT8 top-1 agrees with FP32 on at least "
+                           "PERCENT of the gate faces (the val split of a labelled --calib, else the reference faces)")
     int8.add_argument("--ptq", default="auto", choices=("auto", "modelopt", "nncf", "ort"),
                       help="post-training backend when the checkpoint is not a QAT one (auto: nncf for openvino, "
                            "ort for onnx, modelopt for tensorrt)")
@@ -56,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     if args.precision == "int8":
         _check_int8_source(args)
         int8 = Int8Options(calib=args.calib, calib_format=args.calib_format, calib_size=args.calib_size,
-                           max_drop=args.max_drop, ptq=args.ptq, overflow_fix=args.overflow_fix)
+                           max_drop=args.max_drop, ptq=args.ptq, overflow_fix=args.overflow_fix,
+                           min_agreement=args.min_agreement)
     options = ExportOptions(target=args.target, precision=args.precision, output=args.output, model=args.model,
                             checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force, int8=int8,
                             tensorrt=TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,

@@ -19,9 +19,14 @@ only. Why: a model trained on other faces (our synthetic set, a user's own domai
 domain on the reference photos, its top-1 there is often a near-tie, and INT8's agreement on
 near-ties measures rounding noise, not deployment fidelity (a synthetic-trained resnet18: 100 %
 on its validation faces, 96 % on the reference photos). Without a labelled dataset (a folder of
-photos, ``reference``, a ``.npy``, a QAT checkpoint alone) the reference faces stay the gate. With
-``--max-drop`` the accuracy on the calibration dataset's validation split is checked and, if
-INT8 loses more, the most sensitive layers are kept in float (:mod:`feredge.quantize.sensitivity`).
+photos, ``reference``, a ``.npy``, a QAT checkpoint alone) the reference faces stay the gate.
+
+Budgets (:mod:`feredge.quantize.sensitivity`): with ``--max-drop`` the accuracy on the
+calibration dataset's validation split is checked and, if INT8 loses more, the most sensitive
+layers are kept in float; ``--min-agreement`` does the same for top-1 agreement with FP32 on the
+gate faces (any calibration source: agreement needs no labels). The same faces choose the layers
+and gate the result, so the gate is then optimistic by construction; with a labelled dataset the
+reference-face figure, not used for the choice, stays in the manifest as an independent check.
 """
 
 from __future__ import annotations
@@ -134,13 +139,13 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
     overflow_fix = ctx.source.extra[QAT_KEY].get("overflow_fix") if qat else request.overflow_fix
     manifest: dict[str, Any] = {"method": "qat" if qat else "ptq", "backend": backend.name if backend else "modelopt",
                                 "artifact": artifact.kind, "overflow_fix": overflow_fix, **artifact.details}
-    if opts.max_drop is not None:
-        artifact, budget = _fit_budget(ctx, target, request, backend, artifact)
-        manifest["accuracy_budget"] = budget
-        if budget["excluded"]:
-            ctx.message(f"int8: kept {len(budget['excluded'])} layer(s) in float to stay within --max-drop "
-                        f"{opts.max_drop}: {', '.join(budget['excluded'])} "
-                        f"(latency {budget['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
+    for budget in _budgets(ctx, request):
+        artifact, found = _fit_budget(ctx, target, request, backend, artifact, budget, tuple(artifact.excluded))
+        manifest[f"{budget.metric}_budget"] = found
+        if found["excluded"]:
+            ctx.message(f"int8: kept {len(found['excluded'])} more layer(s) in float to meet {budget.flag} "
+                        f"{_flag_value(budget)}: {', '.join(found['excluded'])} "
+                        f"(latency {found['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
     manifest["excluded"] = artifact.excluded
     if calib_report:
         (ctx.staging / REPORT_FILE).write_text(_json(calib_report), encoding="utf-8")
@@ -176,16 +181,24 @@ def record_int8_parity(ctx: ExportContext, runtime: str, logits_of: Any) -> None
     from feredge.quantize.evaluate import accuracy
 
     gate: GateFaces | None = ctx.gate_faces
-    ctx.record_parity(compare_logits(ctx.expected, logits_of(ctx.reference.batch), runtime=runtime, precision="int8",
-                                     gate=gate is None))
-    if gate is None:
-        return
-    logits = logits_of(gate.batch)
-    section = ctx.manifest_extra.setdefault("int8", {}).setdefault(
-        "validation", {"faces": gate.name, "samples": len(gate.batch),
-                       "fp32_accuracy": accuracy(gate.expected, gate.labels), "int8_accuracy": {}})
-    section["int8_accuracy"][runtime] = accuracy(logits, gate.labels)
-    ctx.record_parity(compare_logits(gate.expected, logits, runtime=runtime, precision="int8", faces=gate.name))
+    results = [compare_logits(ctx.expected, logits_of(ctx.reference.batch), runtime=runtime, precision="int8",
+                              gate=gate is None)]
+    if gate is not None:
+        logits = logits_of(gate.batch)
+        section = ctx.manifest_extra.setdefault("int8", {}).setdefault(
+            "validation", {"faces": gate.name, "samples": len(gate.batch),
+                           "fp32_accuracy": accuracy(gate.expected, gate.labels), "int8_accuracy": {}})
+        section["int8_accuracy"][runtime] = accuracy(logits, gate.labels)
+        results.append(compare_logits(gate.expected, logits, runtime=runtime, precision="int8", faces=gate.name))
+    try:
+        for result in results:
+            ctx.record_parity(result)
+    except FeredgeError as exc:
+        options = getattr(ctx.options, "int8", None)
+        if options is not None and options.min_agreement is not None:
+            raise
+        raise FeredgeError(f"{exc} (--min-agreement 98 keeps the most sensitive layers in float until it holds)") \
+            from None
 
 
 def _json(data: Any) -> str:
@@ -209,46 +222,95 @@ def _qat_artifact(request: Int8Request) -> Int8Artifact:
                         {"qdq": summary.to_dict(), "layers": len(quantized_layers(model))})
 
 
-def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: PtqBackend | None,
-                artifact: Int8Artifact) -> tuple[Int8Artifact, dict[str, Any]]:
+@dataclass
+class _Budget:
+    """One INT8 budget: ``flag``'s ``points`` on ``metric`` over ``batch`` (labels: the truth, or FP32's top-1)."""
+
+    flag: str
+    metric: str  # accuracy | agreement
+    points: float
+    batch: np.ndarray
+    labels: np.ndarray
+    fp32: float  # the metric for FP32 itself
+    origin: str
+    split: str | None
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+
+def _budgets(ctx: ExportContext, request: Int8Request) -> list[_Budget]:
+    """``--max-drop`` (accuracy on the labelled val split) then ``--min-agreement`` (on the gate faces)."""
     from feredge.calibration.dataset import validation_set
     from feredge.models import deploy_graph
-    from feredge.quantize.evaluate import TARGET_RUNTIME, accuracy, runtime_logits, torch_logits
-    from feredge.quantize.sensitivity import fit_budget
+    from feredge.quantize.evaluate import accuracy, torch_logits
 
     opts = int8_options_of(ctx.options)
-    if opts.calib is None:
-        raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
-    if ctx.gate_faces is not None:
-        val = ctx.gate_faces
-        fp32 = accuracy(val.expected, val.labels)
-    else:
-        val = validation_set(opts.calib, ctx.source.spec, ctx.source.labels, fmt=opts.calib_format)
-        assert val.labels is not None
-        fp32 = accuracy(torch_logits(deploy_graph(copy.deepcopy(request.module)), val.batch), val.labels)
+    budgets = []
+    if opts.max_drop is not None:
+        gate: GateFaces | None = ctx.gate_faces
+        if gate is not None:
+            budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), gate.batch, gate.labels,
+                                   accuracy(gate.expected, gate.labels), gate.origin, gate.split))
+        else:
+            if opts.calib is None:
+                raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
+            val = validation_set(opts.calib, ctx.source.spec, ctx.source.labels, fmt=opts.calib_format)
+            assert val.labels is not None
+            fp32 = accuracy(torch_logits(deploy_graph(copy.deepcopy(request.module)), val.batch), val.labels)
+            budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), val.batch, val.labels, fp32,
+                                   val.origin, val.split))
+    if opts.min_agreement is not None:
+        if not 0 < opts.min_agreement <= 100:
+            raise FeredgeError(f"--min-agreement must be a percentage in (0, 100], got {opts.min_agreement}")
+        gate = ctx.gate_faces
+        batch, expected, origin, split = ((gate.batch, gate.expected, gate.origin, gate.split) if gate is not None
+                                          else (ctx.reference.batch, ctx.expected, "reference", None))
+        budgets.append(_Budget("--min-agreement", "agreement", 100.0 - float(opts.min_agreement), batch,
+                               expected.argmax(1), 1.0, origin, split))
+    return budgets
+
+
+def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: PtqBackend | None,
+                artifact: Int8Artifact, budget: _Budget,
+                already: tuple[str, ...] = ()) -> tuple[Int8Artifact, dict[str, Any]]:
+    """Keep layers in float (beyond ``already``, kept by an earlier budget) until ``budget`` holds."""
+    from feredge.quantize.evaluate import TARGET_RUNTIME, accuracy, runtime_logits
+    from feredge.quantize.sensitivity import fit_budget
+
     runtime = TARGET_RUNTIME[target]
     if backend is None or backend.name == "modelopt":
-        layers, evaluate = _torch_evaluator(request, backend is None, val.batch, val.labels)
+        layers, measure = _torch_evaluator(request, backend is None, budget.batch, budget.labels)
     else:
         layers = backend.layers(request)
 
-        def evaluate(excluded: frozenset[str]) -> float:
+        def measure(excluded: frozenset[str]) -> float:
             found = backend.quantize(request.excluding(excluded))
-            return accuracy(runtime_logits(found.path, val.batch, runtime), val.labels)
+            return accuracy(runtime_logits(found.path, budget.batch, runtime), budget.labels)
 
-    result = fit_budget(layers, evaluate, fp32, float(opts.max_drop), log=ctx.message)
+    def evaluate(excluded: frozenset[str]) -> float:
+        return measure(excluded | frozenset(already))
+
+    result = fit_budget([name for name in layers if name not in already], evaluate, budget.fp32, budget.points,
+                        log=ctx.message, metric=budget.metric)
     if result.excluded:
-        kept = request.excluding(tuple(result.excluded))
+        kept = request.excluding((*already, *result.excluded))
         final = _qat_artifact(kept) if backend is None else backend.quantize(kept)
-        result.latency = _latency_cost(artifact.path, final.path, val.batch, runtime)
-        result.final_accuracy = accuracy(runtime_logits(final.path, val.batch, runtime), val.labels)
+        result.latency = _latency_cost(artifact.path, final.path, budget.batch, runtime)
+        result.final_accuracy = accuracy(runtime_logits(final.path, budget.batch, runtime), budget.labels)
         result.met = result.drop_points <= result.max_drop_points + 1e-9
         artifact = final
     if not result.met:
-        raise FeredgeError(f"INT8 stays {result.drop_points:.2f} points below FP32 on {len(val)} validation faces "
-                           f"even with {len(result.excluded)} layers in float (--max-drop {opts.max_drop})")
-    return artifact, {**result.to_dict(), "validation": {"samples": len(val), "origin": val.origin,
-                                                         "split": val.split, "runtime": runtime}}
+        raise FeredgeError(f"INT8 {budget.metric} stays {result.drop_points:.2f} points below FP32 on {len(budget)} "
+                           f"faces even with {len(already) + len(result.excluded)} layers in float "
+                           f"({budget.flag} {_flag_value(budget)})")
+    return artifact, {**result.to_dict(), "metric": budget.metric,
+                      "validation": {"samples": len(budget), "origin": budget.origin, "split": budget.split,
+                                     "runtime": runtime}}
+
+
+def _flag_value(budget: _Budget) -> str:
+    return f"{100.0 - budget.points:g}" if budget.metric == "agreement" else f"{budget.points:g}"
 
 
 def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,

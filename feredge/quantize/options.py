@@ -15,6 +15,7 @@ class Int8Options:
     calib_format: str = "auto"  # auto | images | npy | reference | a feredge.data format (folder, fer2013, ...)
     calib_size: int = 256
     max_drop: float | None = None  # accuracy points on validation data
+    min_agreement: float | None = None  # percent top-1 agreement with FP32 on the gate faces
     ptq: str = "auto"
     overflow_fix: bool | None = None  # 7-bit weights (config.py); None: on for CPU targets, off for TensorRT
 

@@ -1,4 +1,9 @@
-"""Accuracy budget (``--max-drop``): keep the most sensitive layers in float until INT8 is close enough.
+"""Accuracy budget (``--max-drop``, ``--min-agreement``): keep the most sensitive layers in float until INT8
+is close enough.
+
+The metric is accuracy on labelled validation faces; for ``--min-agreement`` the labels are FP32's
+own top-1 predictions, so "accuracy" is top-1 agreement with FP32 (1.0 for FP32 itself) and the
+budget is ``100 − min_agreement`` points.
 
 One-at-a-time sensitivity: with every layer quantized the accuracy drop is measured; if it is over
 budget, each layer is in turn left in float (all others quantized) and the accuracy it recovers is
@@ -43,9 +48,9 @@ class BudgetResult:
 
 
 def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, max_drop_points: float,
-               *, log: Callable[[str], None] = lambda _m: None) -> BudgetResult:
+               *, log: Callable[[str], None] = lambda _m: None, metric: str = "accuracy") -> BudgetResult:
     if max_drop_points < 0:
-        raise FeredgeError(f"--max-drop must be ≥ 0 points, got {max_drop_points}")
+        raise FeredgeError(f"the INT8 budget must be ≥ 0 points, got {max_drop_points}")
     evaluations = 1
     int8 = evaluate(frozenset())
 
@@ -54,7 +59,7 @@ def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, 
 
     if within(int8):
         return BudgetResult(fp32_accuracy, int8, int8, max_drop_points, [], True, evaluations=evaluations)
-    log(f"INT8 drops {100 * (fp32_accuracy - int8):.2f} points (budget {max_drop_points}); "
+    log(f"INT8 {metric} drops {100 * (fp32_accuracy - int8):.2f} points (budget {max_drop_points}); "
         f"measuring {len(layers)} layers one at a time")
     recovery: dict[str, float] = {}
     for layer in layers:
