@@ -76,6 +76,7 @@ class MatrixConfig:
     workdir: Path | None = None
     calib: Path | str | None = None  # INT8 calibration: "reference", a dataset, a photo folder or a .npy
     calib_by_label: dict[str, str] = field(default_factory=dict)  # per-model calibration data, by model label
+    min_agreement: float | None = None  # INT8 exports keep sensitive layers in float until this % agreement
     peak_gflops: float | None = None
 
     def calib_for(self, label: str) -> Path | str | None:
@@ -145,7 +146,8 @@ def model_complexity(bundle: Any) -> tuple[int | None, int | None]:
     return int(count_macs(graph, tuple(bundle.spec.input_shape))), int(count_params(model))
 
 
-def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, calib: Path | str | None) -> Path:
+def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, calib: Path | str | None,
+                  min_agreement: float | None = None) -> Path:
     """Export ``ref`` for (target, precision) into ``workdir`` (reused when already there)."""
     from feredge.export.exporter import ExportOptions, export
     from feredge.quantize.options import Int8Options
@@ -153,7 +155,8 @@ def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, cal
     out = workdir / f"{ref.label}-{target}-{precision}"
     if (out / "manifest.json").is_file():
         return out
-    int8 = Int8Options(calib=calib) if precision == "int8" and calib is not None else None
+    int8 = (Int8Options(calib=calib, min_agreement=min_agreement) if precision == "int8" and calib is not None
+            else None)
     options = ExportOptions(target=target, precision=precision, output=out, force=True, model=ref.name,
                             checkpoint=ref.checkpoint, int8=int8)
     export(options)
@@ -219,7 +222,8 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
         if key not in cache:
             say(f"  exporting {ref.label} → {target} {precision}")
             try:
-                cache[key] = export_bundle(ref, target, precision, workdir, config.calib_for(ref.label))
+                cache[key] = export_bundle(ref, target, precision, workdir, config.calib_for(ref.label),
+                                           config.min_agreement)
             except FeredgeError as exc:
                 cache[key] = Skip(ref.label, precision, target, f"export {target} {precision}: {exc}")
         return cache[key]
@@ -250,6 +254,9 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
                 continue
             batches = [b for b in config.batches if b <= bundle.max_batch]
             variants: list[tuple[str, str | None]] = [("", None)]
+            kept_float = bundle.manifest.get("int8", {}).get("excluded") or []
+            if kept_float:  # mixed precision (--min-agreement / --max-drop): say so in the row
+                variants = [(f"{len(kept_float)} layers kept in float", None)]
             if name == "openvino" and precision == "fp32" and ov_default and ov_default != "f32":
                 variants.append((f"device default ({ov_default})", ov_default))
             for variant, hint in variants:

@@ -52,6 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="INT8 calibration data: reference, a dataset, a photo folder or a .npy; LABEL=DATA for "
                              "one --model (e.g. reference csam_net=data/synth). A labelled dataset also gates INT8 "
                              "parity on its val split")
+    matrix.add_argument("--min-agreement", type=float, metavar="PERCENT",
+                        help="INT8 exports keep their most sensitive layers in float until top-1 agreement with "
+                             "FP32 reaches PERCENT (export --min-agreement); the row says how many")
     matrix.add_argument("--in-process", action="store_true",
                         help="run cases in this process (faster; peak RSS is then not per case)")
     refs = parser.add_argument_group("references")
@@ -149,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     config = MatrixConfig(precisions=args.precisions or ["fp32", "fp16", "int8"], runtimes=args.runtimes,
                           batches=sorted(set(args.batch)), warmup=args.warmup, iterations=args.iterations,
                           threads=args.threads, isolate=not args.in_process, workdir=args.workdir, calib=calib,
-                          calib_by_label=calib_by_label, peak_gflops=peak)
+                          calib_by_label=calib_by_label, min_agreement=args.min_agreement, peak_gflops=peak)
     if args.workdir:
         args.workdir.mkdir(parents=True, exist_ok=True)
     machine["memory_method"] = ("in-process: peak RSS is not per case" if args.in_process else
