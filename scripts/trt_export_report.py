@@ -53,8 +53,9 @@ def export_row(name: str, precision: str, checkpoint: Path | None, work: Path,
     started = time.monotonic()
     try:
         result = export(options)
-    except FeredgeError as exc:
-        return {"model": name, "precision": precision, "ok": False, "error": str(exc),
+    except Exception as exc:  # a row with the error beats a report cut short
+        error = str(exc) if isinstance(exc, FeredgeError) else f"{exc.__class__.__name__}: {exc}"
+        return {"model": name, "precision": precision, "ok": False, "error": error,
                 "seconds": round(time.monotonic() - started, 1)}
     manifest = result.manifest
     trt = manifest["tensorrt"]

@@ -51,17 +51,29 @@ def _modelopt() -> tuple[Any, Any]:
     return mtq, mto
 
 
+def _float_twin(self: nn.Module) -> nn.Module:
+    """The same weights with every quantizer disabled: what ``deploy()`` of a QAT model returns."""
+    mtq, _ = _modelopt()
+    twin = copy.deepcopy(self)
+    mtq.disable_quantizer(twin, "*")
+    return twin.eval()
+
+
 class QatGraphModule(fx.GraphModule):
     """A traced model with quantizable residual adds; ``deploy()`` gives its float twin."""
 
-    def deploy(self) -> nn.Module:
-        mtq, _ = _modelopt()
-        twin = copy.deepcopy(self)
-        mtq.disable_quantizer(twin, "*")
-        return twin.eval()
+    deploy = _float_twin
 
 
-def prepare(model: nn.Module) -> QatGraphModule:
+def _with_float_twin(model: nn.Module) -> nn.Module:
+    """A model fx could not trace whole (see :mod:`feredge.quantize.residual`) gets the same
+    ``deploy()`` as :class:`QatGraphModule` through a subclass made for its class."""
+    cls = type(model)
+    model.__class__ = type(f"Qat{cls.__name__}", (cls,), {"deploy": _float_twin})
+    return model
+
+
+def prepare(model: nn.Module) -> nn.Module:
     """A traced copy of the float model, with residual adds as modules (no quantizers yet).
 
     A copy: fx shares submodules with the traced model and ``mtq.quantize`` converts them in
@@ -71,7 +83,8 @@ def prepare(model: nn.Module) -> QatGraphModule:
 
     was_training = model.training
     traced = insert_residual_adds(deploy_graph(copy.deepcopy(model)))
-    prepared = QatGraphModule(traced, traced.graph)
+    prepared = (QatGraphModule(traced, traced.graph) if isinstance(traced, fx.GraphModule)
+                else _with_float_twin(traced))
     prepared.train(was_training)
     return prepared
 
@@ -85,7 +98,7 @@ def calibration_loop(batch: np.ndarray, chunk: int = 32) -> Any:
 
 
 def quantize_model(model: nn.Module, calib: np.ndarray, *, exclude: Iterable[str] = (),
-                   overflow_fix: bool = True) -> QatGraphModule:
+                   overflow_fix: bool = True) -> nn.Module:
     """Insert INT8 fake quantization and calibrate it (max) on ``calib`` (NCHW float32 faces).
 
     ``exclude``: module names whose quantizers are disabled (kept in float), e.g. the layers
@@ -180,7 +193,7 @@ def is_qat_extra(extra: dict[str, Any]) -> bool:
     return isinstance(extra.get(QAT_KEY), dict) and "modelopt_state" in extra[QAT_KEY]
 
 
-def restore(model: nn.Module, info: QatInfo, state_dict: dict[str, torch.Tensor]) -> QatGraphModule:
+def restore(model: nn.Module, info: QatInfo, state_dict: dict[str, torch.Tensor]) -> nn.Module:
     """``model`` (a fresh float build) → the exact quantized model ``info`` + ``state_dict`` describe."""
     from feredge.quantize.state_codec import from_json
 
@@ -196,7 +209,7 @@ def restore(model: nn.Module, info: QatInfo, state_dict: dict[str, torch.Tensor]
     return restored.eval()
 
 
-def load_qat_model(weights: Path, meta: Any) -> QatGraphModule:
+def load_qat_model(weights: Path, meta: Any) -> nn.Module:
     """Called by :func:`feredge.checkpoint.load_checkpoint` for a checkpoint with ``extra["qat"]``."""
     from safetensors.torch import load_file
 

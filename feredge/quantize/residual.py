@@ -10,6 +10,13 @@ ModelOpt quantized class (:class:`QuantResidualAdd`) is registered with two per-
 quantizers, ``input_quantizer`` and ``residual_input_quantizer`` (both match ModelOpt's
 ``*input_quantizer`` pattern). The rewrite is deterministic, so restoring a QAT checkpoint redoes
 it on a fresh model before loading the ModelOpt state and the weights.
+
+Models whose Python forward ``torch.fx`` cannot trace (control flow on shapes: SimAM's
+``max(h·w − 1, 1)``, S4's crop boxes and covariance) are rewritten as far as tracing goes: the
+smallest untraceable submodules become opaque leaves (their adds stay float; their convolutions
+are still quantized, ModelOpt works on modules), and when the model's own forward is the
+untraceable part, each child is rewritten on its own. The result is a ``GraphModule`` in the
+first case and the model itself, with rewritten children, in the second.
 """
 
 from __future__ import annotations
@@ -38,13 +45,64 @@ def _is_tensor_add(node: fx.Node) -> bool:
     return False
 
 
-def insert_residual_adds(model: nn.Module) -> fx.GraphModule:
-    """``model`` traced with every tensor + tensor add replaced by a named :class:`ResidualAdd`.
+class _LeafTracer(fx.Tracer):
+    """fx's tracer with some module instances kept opaque (called, not traced into)."""
 
-    Module names (``residual_add_<n>``, in graph order) are stable for a given architecture, and
-    the other modules keep their qualified names, so state-dict keys are unchanged.
+    def __init__(self, leaves: set[int]) -> None:
+        super().__init__()
+        self.leaves = leaves
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return id(m) in self.leaves or super().is_leaf_module(m, module_qualified_name)
+
+
+def _trace(model: nn.Module, leaves: set[int]) -> fx.GraphModule:
+    tracer = _LeafTracer(leaves)
+    graph = tracer.trace(model)
+    return fx.GraphModule(tracer.root, graph, model.__class__.__name__)
+
+
+def _untraceable(model: nn.Module) -> set[int]:
+    """The smallest submodules fx cannot trace (children first, so a parent is only opaque when its
+    own forward is the problem). Any exception counts: tracing runs arbitrary model code."""
+    leaves: set[int] = set()
+
+    def visit(module: nn.Module) -> None:
+        for child in module.children():
+            visit(child)
+        if module is model:
+            return
+        try:
+            _trace(module, leaves)
+        except Exception:  # fx raises TraceError, TypeError, RuntimeError... from user code
+            leaves.add(id(module))
+
+    visit(model)
+    return leaves
+
+
+def insert_residual_adds(model: nn.Module) -> nn.Module:
+    """``model`` with every traceable tensor + tensor add replaced by a named :class:`ResidualAdd`.
+
+    Module names (``residual_add_<n>``, in graph order; prefixed by the child's name when
+    children are rewritten one by one) are stable for a given architecture, and the other modules
+    keep their qualified names, so state-dict keys are unchanged. See the module doc for models
+    fx cannot trace whole.
     """
-    graph_module = fx.symbolic_trace(model)
+    try:
+        graph_module = fx.symbolic_trace(model)
+    except Exception:  # see _untraceable
+        leaves = _untraceable(model)
+        try:
+            graph_module = _trace(model, leaves)
+        except Exception:  # the model's own forward: rewrite each child instead
+            for name, child in list(model.named_children()):
+                setattr(model, name, insert_residual_adds(child))
+            return model
+    return _rewrite_adds(graph_module, model.training)
+
+
+def _rewrite_adds(graph_module: fx.GraphModule, training: bool) -> fx.GraphModule:
     count = 0
     for node in list(graph_module.graph.nodes):
         if not _is_tensor_add(node):
@@ -58,7 +116,7 @@ def insert_residual_adds(model: nn.Module) -> fx.GraphModule:
         graph_module.graph.erase_node(node)
     graph_module.graph.lint()
     graph_module.recompile()
-    graph_module.training = model.training
+    graph_module.training = training
     return graph_module
 
 
