@@ -122,3 +122,10 @@ def test_residual_adds_are_found_in_models_fx_cannot_trace_whole(root_untraceabl
     with torch.no_grad():
         twin = quantized.deploy()
         torch.testing.assert_close(twin(x), model(x), rtol=1e-5, atol=1e-5)  # the float twin is the float model
+    from feredge.quantize.modelopt_qat import restore
+
+    torch.manual_seed(0)
+    again = restore(_Net(root_untraceable).eval(), qat_info(quantized, method="ptq", overflow_fix=False),
+                    quantized.state_dict())  # what loading a QAT checkpoint does
+    with torch.no_grad():
+        torch.testing.assert_close(again(x), quantized(x), rtol=0, atol=0)
