@@ -54,13 +54,21 @@ def export_qdq_onnx(model: nn.Module, input_shape: tuple[int, ...], path: Path, 
 
 
 def normalise_qdq(proto: Any) -> Any:
-    """Scales → float32 initializers, zero points → int8 zero initializers; dead nodes removed."""
+    """Scales → float32 initializers, zero points → int8 zero initializers; a QuantizeLinear fed
+    by ``Identity(initializer)`` reads the initializer itself (the TorchScript exporter routes a
+    weight through Identity when a layer runs twice, e.g. S4's shared branch over face and crops,
+    and TensorRT folds Q/DQ into a layer's weights only from an initializer); dead nodes removed."""
     import onnx
     from onnx import helper, numpy_helper
 
     graph = proto.graph
     consts = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
+    initializers = {init.name for init in graph.initializer}
+    for node in graph.node:
+        source = producers.get(node.input[0]) if node.op_type == "QuantizeLinear" else None
+        if source is not None and source.op_type == "Identity" and source.input[0] in initializers:
+            node.input[0] = source.input[0]
 
     def resolve(name: str) -> np.ndarray | None:
         if name in consts:
