@@ -11,7 +11,9 @@ Q/DQ rules are TensorRT's INT8 placement rules (TensorRT developer guide, "Worki
 quantized types"; TensorRT#1992, Model-Optimizer#80): symmetric quantization (zero point 0),
 int8 zero-point type (a missing zero point means uint8 in ONNX), weights quantized per channel
 on axis 0, activations per tensor, and Q/DQ on both inputs of a residual Add — otherwise the Add
-runs in higher precision and an "INT8" engine can be slower than FP16.
+runs in higher precision and an "INT8" engine can be slower than FP16. A residual Add is one with
+an input from the INT8 graph (a DequantizeLinear or a quantized Conv/Gemm/MatMul); an Add
+between float ops has nothing to fuse into and is left alone.
 
 :func:`check_onnx` returns findings (empty: passes); the TensorRT export fails on any.
 """
@@ -150,12 +152,32 @@ def check_qdq(model: Any) -> list[Finding]:
             continue
         if any(name in consts or name not in producers for name in node.input):
             continue  # a bias or a graph input: not a residual join
+        if not any(_in_int8_region(producers[name], producers) for name in node.input):
+            continue  # float math between float ops (e.g. S4's covariance): nothing of INT8 to fuse into
         missing = [name for name in node.input if producers[name].op_type != "DequantizeLinear"]
         if missing:
             findings.append(Finding("residual-add", _label(node),
                                     f"input {', '.join(missing)} has no Q/DQ; quantize both inputs of a residual Add "
                                     "so TensorRT fuses it in INT8"))
     return findings
+
+
+#: layers TensorRT runs in INT8 when their inputs carry Q/DQ, and fuses a following Add into
+_INT8_LAYERS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+
+
+def _in_int8_region(node: Any, producers: dict[str, Any]) -> bool:
+    """Whether an Add input comes from the INT8 graph: a DequantizeLinear, or a quantized layer
+    (its data input dequantized), possibly through a BatchNormalization TensorRT folds into it.
+    An Add with such an input is a residual join TensorRT fuses only when both inputs carry Q/DQ."""
+    if node.op_type == "DequantizeLinear":
+        return True
+    if node.op_type == "BatchNormalization" and node.input[0] in producers:
+        node = producers[node.input[0]]
+    if node.op_type not in _INT8_LAYERS:
+        return False
+    source = producers.get(node.input[0])
+    return source is not None and source.op_type == "DequantizeLinear"
 
 
 def _weight_source(node: Any, producers: dict[str, Any]) -> str:

@@ -113,3 +113,25 @@ def test_residual_add_without_qdq_on_both_inputs_is_found():
 @pytest.mark.parametrize("op", ["Conv", "Gemm", "Add", "QuantizeLinear", "DequantizeLinear", "Resize", "Softmax"])
 def test_list_holds_the_ops_our_models_use(op):
     assert op in SUPPORTED_OPS
+
+
+def test_an_add_between_float_ops_is_not_a_residual_join():
+    """S4's covariance math adds float tensors next to a quantized backbone: no INT8 to fuse into."""
+    model = _qdq_residual()
+    model.graph.node.extend([helper.make_node("Relu", ["y"], ["r1"], name="float_a"),
+                             helper.make_node("Sigmoid", ["y"], ["r2"], name="float_b"),
+                             helper.make_node("Add", ["r1", "r2"], ["z"], name="float_add")])
+    model.graph.output[0].name = "z"
+    assert check_onnx(model) == []
+
+
+def test_an_add_after_a_quantized_conv_through_batchnorm_is_a_residual_join():
+    model = _qdq_residual(skip_qdq=False)
+    conv = next(n for n in model.graph.node if n.op_type == "Conv")
+    conv.output[0] = "c_raw"
+    for name, value in (("bn_s", np.ones(4, np.float32)), ("bn_b", np.zeros(4, np.float32)),
+                        ("bn_m", np.zeros(4, np.float32)), ("bn_v", np.ones(4, np.float32))):
+        model.graph.initializer.append(numpy_helper.from_array(value, name))
+    model.graph.node.insert(list(model.graph.node).index(conv) + 1, helper.make_node(
+        "BatchNormalization", ["c_raw", "bn_s", "bn_b", "bn_m", "bn_v"], ["c"], name="bn"))
+    assert _rules(model) == {"residual-add"}
