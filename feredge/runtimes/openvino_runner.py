@@ -40,6 +40,7 @@ class OpenVINORunner(Runner):
             config["INFERENCE_NUM_THREADS"] = self.threads
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self._tensor = ov.Tensor
         model_input = self.compiled.input(0)
         partial = model_input.get_partial_shape()
         shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
@@ -54,8 +55,13 @@ class OpenVINORunner(Runner):
         return TensorMeta(model_input.get_any_name(), shape, "float32")
 
     def _infer(self, batch: np.ndarray) -> np.ndarray:
-        result = self.request.infer({0: batch}, share_inputs=True)
-        return np.asarray(result[self.compiled.output(0)], dtype=np.float32).copy()
+        # The lowest-overhead synchronous call in OpenVINO's Python API: wrap the batch without a
+        # copy, run, copy the one output out. ``request.infer({0: batch})`` builds an input dict
+        # and an OVDict of every output per call; for a 0.3 ms model (mini-Xception) that was 7 %
+        # over a bare ``infer()`` loop, this is 2 % (measured alternating in one process).
+        self.request.set_input_tensor(self._tensor(batch, shared_memory=True))
+        self.request.infer()
+        return self.request.get_output_tensor(0).data.astype(np.float32)
 
     def _deactivate(self) -> None:
         del self.request

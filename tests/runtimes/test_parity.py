@@ -97,3 +97,14 @@ def test_a_file_that_is_not_onnx_gives_one_line(tmp_path):
     with pytest.raises(FeredgeError, match=r"model\.onnx: onnxruntime cannot load the model") as info:
         runner.activate()
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("runtime", sorted(name for name, skip in RUNTIME_CASES.items() if skip is None))
+def test_a_result_is_not_overwritten_by_the_next_call(default_bundle, lfw_batch, runtime):
+    """Runners reuse request buffers between calls (OpenVINO's output tensor): results must be copies."""
+    with runner_class(runtime).from_bundle(Bundle.load(default_bundle)) as runner:
+        first = runner.infer(lfw_batch[:4])
+        kept = first.copy()
+        second = runner.infer(lfw_batch[4:8])
+    np.testing.assert_array_equal(first, kept)
+    assert not np.array_equal(first, second) and first.dtype == np.float32
