@@ -56,7 +56,7 @@ def export_row(name: str, precision: str, checkpoint: Path | None, work: Path,
     except Exception as exc:  # a row with the error beats a report cut short
         error = str(exc) if isinstance(exc, FeredgeError) else f"{exc.__class__.__name__}: {exc}"
         return {"model": name, "precision": precision, "ok": False, "error": error,
-                "seconds": round(time.monotonic() - started, 1)}
+                "source": str(checkpoint) if checkpoint else "registry", "seconds": round(time.monotonic() - started, 1)}
     manifest = result.manifest
     trt = manifest["tensorrt"]
     parity = [{k: r.get(k) for k in ("runtime", "precision", "max_abs", "top1_agreement", "samples", "passed",
@@ -77,12 +77,14 @@ def _markdown(report: dict[str, Any]) -> str:
              "planned for the device, every ONNX is checked statically).", "",
              "Parity: the TensorRT-ready ONNX in ONNX Runtime against FP32 PyTorch, top-1 agreement; `gate` is "
              "the figure the export is held to (INT8 with a labelled `--calib`: that dataset's validation split), "
-             "`info` is recorded only.", "",
+             "`info` is recorded only. *untrained*: exported from the registry's seeded initial weights (no "
+             "checkpoint, no shipped weights): the export path and static checks are real, but near-tied logits make "
+             "its agreement figures say little.", "",
              "| model | precision | ok | static check | TRT 10 build | TRT 11 build | parity | s |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in report["rows"]:
         if not r["ok"]:
-            lines.append(f"| {r['model']} | {r['precision']} | **no** | {r['error']} |  |  |  | {r['seconds']} |")
+            lines.append(f"| {_model_cell(r)} | {r['precision']} | **no** | {r['error']} |  |  |  | {r['seconds']} |")
             continue
         check = r["onnx_check"]
         static = f"passed ({', '.join(check['checked'])})" if check["passed"] else f"FAILED: {check}"
@@ -92,12 +94,19 @@ def _markdown(report: dict[str, Any]) -> str:
                         f"({'gate' if p.get('gate', True) else 'info'})" for p in r["parity"]
                         if p["precision"] == r["precision"])
         if r.get("kept_float"):
-            par += f"; {len(r['kept_float'])} layers kept in float ({', '.join(r['kept_float'])})"
-        lines.append(f"| {r['model']} | {r['precision']} | yes | {static} | {variants.get('10', '')} | "
+            par += f"; {len(r['kept_float'])} layer(s) kept in float ({', '.join(r['kept_float'])})"
+        lines.append(f"| {_model_cell(r)} | {r['precision']} | yes | {static} | {variants.get('10', '')} | "
                      f"{variants.get('11', '')} | {par} | {r['seconds']} |")
     ok = sum(r["ok"] for r in report["rows"])
     lines += ["", f"{ok} of {len(report['rows'])} exports succeeded.", ""]
     return "\n".join(lines)
+
+
+def _model_cell(row: dict[str, Any]) -> str:
+    from feredge.models import get_entry
+
+    untrained = row.get("source", "registry") == "registry" and get_entry(row["model"]).pretrained is None
+    return f"{row['model']} *untrained*" if untrained else row["model"]
 
 
 def _faces(parity: dict[str, Any]) -> str:
