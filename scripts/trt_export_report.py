@@ -56,7 +56,8 @@ def export_row(name: str, precision: str, checkpoint: Path | None, work: Path,
     except Exception as exc:  # a row with the error beats a report cut short
         error = str(exc) if isinstance(exc, FeredgeError) else f"{exc.__class__.__name__}: {exc}"
         return {"model": name, "precision": precision, "ok": False, "error": error,
-                "source": str(checkpoint) if checkpoint else "registry", "seconds": round(time.monotonic() - started, 1)}
+                "source": str(checkpoint) if checkpoint else "registry",
+                "seconds": round(time.monotonic() - started, 1)}
     manifest = result.manifest
     trt = manifest["tensorrt"]
     parity = [{k: r.get(k) for k in ("runtime", "precision", "max_abs", "top1_agreement", "samples", "passed",
