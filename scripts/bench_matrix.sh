@@ -16,8 +16,10 @@
 #    fidelity against FP32 PyTorch, regression gates (regression.yaml) and precision advice.
 #    INT8 calibrates on the synthetic set, whose val split then gates INT8 parity. An INT8 export
 #    that misses the gate keeps its most sensitive layers in float until top-1 agreement on val
-#    reaches MIN_AGREEMENT % (default 99: one point over the 98 % gate that the test split is then
-#    held to, since 280 faces a split move by about a point; the row says how many layers).
+#    reaches MIN_AGREEMENT % (default 98, the gate; the row says how many layers). The regression
+#    gates then judge the test split, which can land a point lower (280 faces a split). A margin
+#    (99) costs a search over every layer with NNCF/ONNX Runtime PTQ (one re-quantization each):
+#    over 10 minutes for csam_net alone on 2 cores.
 # Environment knobs: ITERATIONS (default 200), TRAIN_MINUTES (default 1.5), REF_TRIALS (default 5),
 # PIPELINE_ITERATIONS (default 30); SYNTH (an existing synthetic set, instead of writing one) and
 # MINI_XCEPTION_CKPT / CSAM_NET_CKPT / LFER_LDL_CKPT (checkpoints trained on that set, e.g. by the recipes of
@@ -29,7 +31,7 @@ ITERATIONS="${ITERATIONS:-200}"
 TRAIN_MINUTES="${TRAIN_MINUTES:-1.5}"
 REF_TRIALS="${REF_TRIALS:-5}"
 PIPELINE_ITERATIONS="${PIPELINE_ITERATIONS:-30}"
-MIN_AGREEMENT="${MIN_AGREEMENT:-99}"
+MIN_AGREEMENT="${MIN_AGREEMENT:-98}"
 FEREDGE="${FEREDGE:-python3 -m feredge}"
 mkdir -p "$WORK" benchmarks
 
