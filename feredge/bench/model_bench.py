@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from feredge.bench.variants import DEVICE_DEFAULT
 from feredge.bench.worker import CaseResult, CaseSpec, run_case, run_case_subprocess
 from feredge.errors import FeredgeError
 
@@ -258,7 +259,7 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
             if kept_float:  # mixed precision (--min-agreement / --max-drop): say so in the row
                 variants = [(f"{len(kept_float)} layers kept in float", None)]
             if name == "openvino" and precision == "fp32" and ov_default and ov_default != "f32":
-                variants.append((f"device default ({ov_default})", ov_default))
+                variants.append((f"{DEVICE_DEFAULT} ({ov_default})", ov_default))  # see feredge.bench.variants
             for variant, hint in variants:
                 spec = CaseSpec(str(found), name, batches, config.warmup, config.iterations, config.threads, hint)
                 say(f"  {ref.label} {precision} {name}{' ' + variant if variant else ''}: batches {batches}")

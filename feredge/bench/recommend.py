@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from feredge.bench.regression import GateResult
+from feredge.bench.variants import is_device_default
 
 
 @dataclass
@@ -38,7 +39,7 @@ def recommend(model: str, latency_rows: list[dict[str, Any]], gates: list[GateRe
     """One recommendation per runtime that has latency rows for ``model`` at ``batch``."""
     timed: dict[str, dict[str, float]] = {}
     for row in latency_rows:
-        if row.get("model", model) != model or int(row["batch"]) != batch or row.get("variant"):
+        if row.get("model", model) != model or int(row["batch"]) != batch or is_device_default(row):
             continue
         timed.setdefault(row["runtime"], {})[row["precision"]] = float(row["p50_ms"])
     verdicts: dict[str, list[GateResult]] = {}

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
+from feredge.bench.variants import is_device_default
 from feredge.errors import FeredgeError
 
 DEFAULTS: dict[str, Any] = {
@@ -179,7 +180,7 @@ def check_latency(model: str, rows: list[dict[str, Any]], config: RegressionConf
     """Each budget's ratio of p50 latencies, both measured in this run at the budget's batch."""
     gates = config.for_model(model)
     p50 = {(f"{r['runtime']}/{r['precision']}", int(r["batch"])): float(r["p50_ms"])
-           for r in rows if r.get("model", model) == model and not r.get("variant")}
+           for r in rows if r.get("model", model) == model and not is_device_default(r)}
     results = []
     for budget in gates.latency:
         num, den = p50.get((budget.numerator, budget.batch)), p50.get((budget.denominator, budget.batch))

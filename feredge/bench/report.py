@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from feredge.bench.variants import is_device_default
+
 STAGE_COLOURS = {"decode": "#8c8c8c", "detect": "#d62728", "crop": "#ff7f0e", "preprocess": "#bcbd22",
                  "infer": "#1f77b4", "postprocess": "#2ca02c"}
 
@@ -145,7 +147,7 @@ def plot_latency(rows: list[dict[str, Any]], path: Path, batch: int = 1) -> Path
     fig, axes = plt.subplots(1, len(models), figsize=(4.2 * len(models), 3.8), squeeze=False)
     for ax, model in zip(axes[0], models, strict=True):
         mine = [r for r in chosen if r["model"] == model]
-        labels = [f"{r['runtime']}\n{r['precision']}" + ("\n(dev. default)" if r.get("variant") else "")
+        labels = [f"{r['runtime']}\n{r['precision']}" + ("\n(dev. default)" if is_device_default(r) else "")
                   for r in mine]
         p50 = [r["p50_ms"] for r in mine]
         err = [max(r["p90_ms"] - r["p50_ms"], 0.0) for r in mine]

@@ -118,3 +118,18 @@ def test_recommend_says_when_int8_is_not_faster():
     (advice,) = recommend("m", _gate_rows("onnxruntime", {"fp32": 1.0, "int8": 1.4}), gates)
     assert advice.precision == "fp32"
     assert any("int8 is not faster" in r for r in advice.reasons)
+
+
+def test_a_mixed_precision_int8_row_is_advised_on_but_the_device_default_row_is_not():
+    """Rows of INT8 artifacts with layers kept in float are the artifact; bf16 device-default rows are not."""
+    from feredge.bench.recommend import recommend
+    from feredge.bench.regression import GateResult
+
+    rows = [{"model": "m", "runtime": "openvino", "precision": "fp32", "batch": 1, "p50_ms": 2.0, "variant": ""},
+            {"model": "m", "runtime": "openvino", "precision": "fp32", "batch": 1, "p50_ms": 1.0,
+             "variant": "device default (bf16)"},
+            {"model": "m", "runtime": "openvino", "precision": "int8", "batch": 1, "p50_ms": 1.5,
+             "variant": "6 layers kept in float"}]
+    gates = [GateResult("m", f"openvino/{p}", "agreement_floor", 1.0, 0.98, True, "") for p in ("fp32", "int8")]
+    (advice,) = recommend("m", rows, gates)
+    assert advice.precision == "int8" and advice.p50_ms == 1.5
