@@ -43,8 +43,10 @@ def _onnx_parity(ctx: ExportContext, name: str, precision: str) -> None:
     runtime = f"onnxruntime/trt-{precision}"
     if precision == "int8":
         from feredge.quantize.int8 import record_int8_parity
+        from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
 
-        record_int8_parity(ctx, runtime, lambda batch: onnxruntime_logits(ctx.staging / name, batch))
+        with OnnxRuntimeRunner(ctx.staging / name) as runner:  # one session for both face sets
+            record_int8_parity(ctx, runtime, runner.infer_all)
         return
     logits = onnxruntime_logits(ctx.staging / name, ctx.reference.batch)
     ctx.record_parity(compare_logits(ctx.expected, logits, runtime=runtime, precision=precision))
