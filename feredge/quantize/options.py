@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from feredge.errors import FeredgeError
+
 PTQ_CHOICES = ("auto", "modelopt", "nncf", "ort")
 
 
@@ -18,6 +20,11 @@ class Int8Options:
     min_agreement: float | None = None  # percent top-1 agreement with FP32 on the gate faces
     ptq: str = "auto"
     overflow_fix: bool | None = None  # 7-bit weights (config.py); None: on for CPU targets, off for TensorRT
+
+    def __post_init__(self) -> None:
+        # checked here, when the options are made, so a bad value fails before any quantization work
+        if self.min_agreement is not None and not 0 < self.min_agreement <= 100:
+            raise FeredgeError(f"--min-agreement must be a percentage in (0, 100], got {self.min_agreement}")
 
 
 def overflow_fix_for(options: Int8Options, target: str) -> bool:

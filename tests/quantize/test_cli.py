@@ -39,3 +39,12 @@ def test_qat_is_a_command() -> None:
     from feredge.cli import COMMANDS
 
     assert "qat" in {cmd.NAME for cmd in COMMANDS}
+
+
+@pytest.mark.parametrize("value", ["0", "150"])
+def test_min_agreement_outside_a_percentage_fails_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                                   tmp_path: Path, value: str) -> None:
+    err = _one_line_error(capsys, ["export", "--target", "onnx", "--precision", "int8", "--calib", "reference",
+                                   "--min-agreement", value, "-o", str(tmp_path / "b")])
+    assert "--min-agreement must be a percentage in (0, 100]" in err
+    assert not (tmp_path / "b").exists()
