@@ -72,7 +72,7 @@ def _row(ref: np.ndarray, labels: np.ndarray, fp32_acc: float, logits: np.ndarra
 
 def evaluate_model(name: str, data: Path, work: Path, epochs: int, log: Any,
                    checkpoint: Path | None = None, qat_objective: str = "ce",
-                   qat_select: str = "agreement") -> dict[str, Any]:
+                   qat_select: str = "agreement", qat_min_agreement: float | None = None) -> dict[str, Any]:
     out = work / name
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
@@ -96,12 +96,14 @@ def evaluate_model(name: str, data: Path, work: Path, epochs: int, log: Any,
 
     # QAT
     qat = run_qat(QatConfig(checkpoint=fp32_ckpt, data=data, out=out / "qat", calib_size=256, threads=2,
-                            batch_size=32, objective=qat_objective, select=qat_select), log=log, progress=False)
+                            batch_size=32, objective=qat_objective, select=qat_select,
+                            min_agreement=qat_min_agreement), log=log, progress=False)
     qat_model, qat_meta = load_checkpoint(qat.checkpoint)
     qdq = out / "qat.qdq.onnx"
     summary = export_qdq_onnx(qat_model, tuple(spec.input_shape), qdq)
     result["qat"] = {"epochs": qat.epochs, "lr": qat.lr, "objective": qat_objective, "select": qat_select,
                      "selected_epoch": qat.selected_epoch, "torch_val_agreement": qat.agreement,
+                     "min_agreement": qat_min_agreement, "float_layers": qat.excluded,
                      "history": [{k: h[k] for k in ("epoch", "score", "lr")} | {"val_accuracy": h["val"]["accuracy"]}
                                  for h in qat.history], "torch_val": qat.accuracy,
                      "quantizers": qat.quantizers, "residual_adds": len(qat.residual_adds),
@@ -177,7 +179,10 @@ def _markdown(report: dict[str, Any]) -> str:
              "FP32 checkpoint), exported as one Q/DQ ONNX, run in ONNX Runtime (ORT) and "
              "OpenVINO (OV). PTQ beside it on the same 256 class-balanced calibration faces.", "",
              "QAT kept epoch: the fine-tuning epoch kept by `--select` (agreement with FP32 on the validation split, "
-             "the calibrated model competing as epoch 0); 0 means fine-tuning never beat calibration alone.", "",
+             "the calibrated model competing as epoch 0); 0 means fine-tuning never beat calibration alone. "
+             "With `--qat-min-agreement` (`feredge qat --min-agreement`), the layers kept in float before "
+             "fine-tuning, ranked by the output noise each adds alone, until the calibrated model agrees with FP32 "
+             "on that share of the validation faces; the QAT ONNX keeps them in float for every runtime.", "",
              "| model | FP32 acc | QAT kept epoch | QAT ORT acc / drop / agree | QAT OV acc / drop / agree | "
              "PTQ modelopt OV | PTQ ort ORT | PTQ nncf OV | OV FP32 ms | OV INT8 ms (QAT) | speed-up QAT / NNCF | "
              "round trip |",
@@ -192,6 +197,8 @@ def _markdown(report: dict[str, Any]) -> str:
             continue
         lat, qat, ptq = r["openvino_latency"], r["qat"], r["ptq"]
         kept = f"{qat.get('selected_epoch', '?')} of {qat['epochs']} (lr {qat['lr']:.2g})"
+        if qat.get("min_agreement") is not None:
+            kept += f"; {len(qat.get('float_layers') or [])} layers in float"
         cells = [r["model"], f"{r['fp32']['accuracy']:.1%}", kept, fmt(qat["onnxruntime"]), fmt(qat["openvino"]),
                  fmt(ptq["modelopt"]["openvino"]), fmt(ptq["ort"]["onnxruntime"]), fmt(ptq["nncf"]["openvino"]),
                  f"{lat['fp32']['p50_ms']:.3f} ({lat['fp32']['inference_precision']})",
@@ -250,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="QAT fine-tuning on labels or distilled from the FP32 checkpoint")
     parser.add_argument("--qat-select", choices=("agreement", "accuracy"), default="agreement",
                         help="which QAT epoch is kept (feredge qat --select)")
+    parser.add_argument("--qat-min-agreement", type=float, metavar="PERCENT",
+                        help="feredge qat --min-agreement: layers kept in float before fine-tuning")
     args = parser.parse_args(argv)
     torch.set_num_threads(2)
     checkpoints = dict(item.split("=", 1) for item in args.checkpoint)
@@ -272,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             ckpt = Path(checkpoints[name]) if name in checkpoints else None
             report["models"].append(evaluate_model(name, data, args.work, args.epochs, log, ckpt,
-                                                  args.qat_objective, args.qat_select))
+                                                  args.qat_objective, args.qat_select, args.qat_min_agreement))
         except Exception as exc:  # a report with the others beats no report
             report["models"].append({"model": name, "error": f"{exc.__class__.__name__}: {exc}"})
             log(f"{name} failed: {exc}")

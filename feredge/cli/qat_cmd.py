@@ -10,7 +10,7 @@ from feredge.cli.common import add_json_flag, print_json
 
 NAME = "qat"
 HELP = "INT8 quantization-aware training: calibrate + fine-tune a checkpoint (ModelOpt), write a QAT checkpoint"
-EXAMPLE = "feredge qat runs/train/best.safetensors --data data/fer --out runs/qat"
+EXAMPLE = "feredge qat runs/train/best.safetensors --data data/fer --out runs/qat --min-agreement 99"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the calibrated model competes as epoch 0) or the most accurate")
     parser.add_argument("--no-freeze-bn", dest="freeze_bn", action="store_false",
                         help="let BatchNorm statistics move during fine-tuning (default: frozen)")
+    parser.add_argument("--min-agreement", type=float, metavar="PERCENT",
+                        help="before fine-tuning, keep the most sensitive layers in float until the calibrated "
+                             "model's top-1 agrees with the float model on PERCENT %% of val (e.g. 99)")
+    parser.add_argument("--keep-float", nargs="+", default=[], metavar="LAYER",
+                        help="layers to keep in float (names as `feredge qat --json` or the export manifest's "
+                             "int8.excluded list them)")
     parser.add_argument("--threads", type=int, help="torch threads")
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",
@@ -45,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                     calib_format=args.calib_format, calib_size=args.calib_size, epochs=args.epochs, lr=args.lr,
                     batch_size=args.batch_size, overflow_fix=args.overflow_fix, threads=args.threads,
                     max_minutes=args.max_minutes, objective=args.objective, select=args.select,
-                    freeze_bn=args.freeze_bn)
+                    freeze_bn=args.freeze_bn, keep_float=tuple(args.keep_float), min_agreement=args.min_agreement)
     result = run_qat(cfg, log=_log, progress=not args.json)
     if args.json:
         print_json(result.to_dict())
@@ -57,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  val accuracy: fp32 {acc['fp32']:.2%}  INT8 calibrated {acc['ptq']:.2%}  INT8 QAT {acc['qat']:.2%}")
     print(f"  agreement with fp32: calibrated {agree['ptq']:.2%}  QAT {agree['qat']:.2%} "
           f"(kept epoch {result.selected_epoch} of {result.epochs}, by {args.select})")
+    if result.excluded:
+        print(f"  kept in float: {', '.join(result.excluded)}")
     print(f"  export: feredge export --checkpoint {result.checkpoint} --precision int8 --target openvino")
     return 0
 

@@ -125,8 +125,9 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
                           overflow_fix=overflow_fix_for(opts, target), max_batch=ctx.options.max_batch)
     if qat:
         info = ctx.source.extra[QAT_KEY]
-        ctx.message(f"int8: QAT checkpoint ({info.get('method', 'qat')}, ModelOpt fake quantization) → Q/DQ ONNX; "
-                    f"no post-training quantization")
+        kept = f", {len(info['excluded'])} layer(s) kept in float" if info.get("excluded") else ""
+        ctx.message(f"int8: QAT checkpoint ({info.get('method', 'qat')}, ModelOpt fake quantization{kept}) → Q/DQ "
+                    f"ONNX; no post-training quantization")
         backend: PtqBackend | None = None
         artifact = _qat_artifact(request)
         calib_report: dict[str, Any] = dict(info.get("calibration") or {})
@@ -146,7 +147,9 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
             ctx.message(f"int8: kept {len(found['excluded'])} more layer(s) in float to meet {budget.flag} "
                         f"{_flag_value(budget)}: {', '.join(found['excluded'])} "
                         f"(latency {found['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
-    manifest["excluded"] = artifact.excluded
+    # a QAT checkpoint's own float layers (``feredge qat --keep-float/--min-agreement``) come first
+    qat_float = list(ctx.source.extra[QAT_KEY].get("excluded") or []) if qat else []
+    manifest["excluded"] = [*qat_float, *artifact.excluded]
     if calib_report:
         (ctx.staging / REPORT_FILE).write_text(_json(calib_report), encoding="utf-8")
         ctx.add_file(REPORT_FILE, "calibration_report")
@@ -277,8 +280,9 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
     from feredge.quantize.sensitivity import fit_budget
 
     runtime = TARGET_RUNTIME[target]
+    ranking = None  # NNCF and ORT: one-at-a-time recovery, each a re-quantization
     if backend is None or backend.name == "modelopt":
-        layers, measure = _torch_evaluator(request, backend is None, budget.batch, budget.labels)
+        layers, measure, ranking = _torch_evaluator(request, backend is None, budget.batch, budget.labels)
     else:
         layers = backend.layers(request)
 
@@ -290,7 +294,7 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
         return measure(excluded | frozenset(already))
 
     result = fit_budget([name for name in layers if name not in already], evaluate, budget.fp32, budget.points,
-                        log=ctx.message, metric=budget.metric)
+                        log=ctx.message, metric=budget.metric, ranking=ranking)
     if result.excluded:
         kept = request.excluding((*already, *result.excluded))
         final = _qat_artifact(kept) if backend is None else backend.quantize(kept)
@@ -312,25 +316,27 @@ def _flag_value(budget: _Budget) -> str:
 
 
 def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
-                     labels: np.ndarray) -> tuple[list[str], Any]:
-    """Sensitivity by toggling ModelOpt quantizers in torch: no re-calibration, no re-export."""
+                     labels: np.ndarray) -> tuple[list[str], Any, dict[str, float]]:
+    """Sensitivity by toggling ModelOpt quantizers in torch: no re-calibration, no re-export.
+
+    Also each layer's output noise on the calibration faces (:mod:`feredge.quantize.layer_noise`),
+    the order in which layers go back to float."""
+    from feredge.models import deploy_graph
     from feredge.quantize.evaluate import accuracy, torch_logits
-    from feredge.quantize.modelopt_qat import quantize_model, quantized_layers, quantizers
+    from feredge.quantize.layer_noise import layer_noise
+    from feredge.quantize.modelopt_qat import float_toggle, quantize_model
 
     model = (copy.deepcopy(request.module) if is_qat
              else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
-    enabled = {name for name, q in quantizers(model).items() if q.is_enabled}
-    layers = quantized_layers(model)
+    reference = torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib)
+    ranking = layer_noise(model, request.calib, reference)
+    layers, keep_float = float_toggle(model)
 
     def evaluate(excluded: frozenset[str]) -> float:
-        for name, quantizer in quantizers(model).items():
-            if name in enabled and name.rsplit(".", 1)[0] not in excluded:
-                quantizer.enable()
-            else:
-                quantizer.disable()
+        keep_float(excluded)
         return accuracy(torch_logits(model, batch), labels)
 
-    return layers, evaluate
+    return layers, evaluate, ranking
 
 
 def _latency_cost(all_int8: Path, final: Path, batch: np.ndarray, runtime: str) -> dict[str, Any]:

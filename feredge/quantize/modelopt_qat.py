@@ -18,7 +18,7 @@ artifact is built from the quantizers by :mod:`feredge.quantize.int8`.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,6 +138,27 @@ def quantized_layers(model: nn.Module) -> list[str]:
         if quantizer.is_enabled and layer not in layers:
             layers.append(layer)
     return layers
+
+
+def float_toggle(model: nn.Module) -> tuple[list[str], Callable[[Iterable[str]], None]]:
+    """The model's quantized layers, and a function that keeps exactly the named ones in float.
+
+    Sensitivity searches in torch use it: toggling ModelOpt quantizers costs no re-calibration and
+    no re-export. Quantizers disabled now (by the config, or layers already kept in float) stay
+    disabled whatever is asked.
+    """
+    enabled = {name for name, q in quantizers(model).items() if q.is_enabled}
+    layers = quantized_layers(model)
+
+    def keep_float(excluded: Iterable[str]) -> None:
+        names = set(excluded)
+        for name, quantizer in quantizers(model).items():
+            if name in enabled and name.rsplit(".", 1)[0] not in names:
+                quantizer.enable()
+            else:
+                quantizer.disable()
+
+    return layers, keep_float
 
 
 def set_excluded(model: nn.Module, exclude: Iterable[str]) -> None:

@@ -10,8 +10,16 @@ whose INT8 predictions agree most with the float model on the validation split (
 agreement``, ties broken by accuracy), the calibrated model itself competing as epoch 0 — the
 goal of QAT is fidelity to the float model; ``--select accuracy`` keeps the most accurate epoch.
 Measured with this recipe (``benchmarks/int8_report.md``, 280 test faces): 95.7–100 % agreement,
-the calibrated model kept for two of four models; where fine-tuning cannot hold the float model's
-decisions, ``feredge export --min-agreement`` keeps the sensitive layers in float instead.
+the calibrated model kept for two of four models.
+
+Mixed precision (``--min-agreement PERCENT``, ``--keep-float LAYER``): before fine-tuning, the
+layers that add the most output noise on their own (:mod:`feredge.quantize.layer_noise`, on the
+calibration faces) are kept in float until the calibrated model agrees with FP32 on that share of
+the validation faces; fine-tuning then trains the mixed model, the checkpoint lists the layers
+(``extra["qat"]["excluded"]``) and its Q/DQ ONNX leaves them in float for every runtime. Why: in
+compact models a few layers carry most of the INT8 noise (csam_net: one convolution, 42 % of it;
+lfer_ldl: a max-pool input and the first convolutions), and QAT fine-tuning on our data did not
+remove it — on faces whose FP32 top two are close it moved more decisions than it fixed.
 
 Objectives: the dataset's labels (``objective="ce"``) or distillation from the float checkpoint
 itself (``"distill"``: KL to its softmax, the ``ldl`` objective with the checkpoint as teacher;
@@ -53,6 +61,13 @@ class QatConfig:
     objective: str = "ce"  # ce (labels) | distill (KL to the float checkpoint's softmax)
     select: str = "agreement"  # which epoch is best: agreement (with FP32 on val) | accuracy
     freeze_bn: bool = True
+    keep_float: tuple[str, ...] = ()  # layers kept in float from the start (quantized layer names)
+    min_agreement: float | None = None  # percent: keep the most sensitive layers in float until calibration meets it
+
+    def __post_init__(self) -> None:
+        # checked when the config is made, so a bad value fails before calibration
+        if self.min_agreement is not None and not 0 < self.min_agreement <= 100:
+            raise FeredgeError(f"--min-agreement must be a percentage in (0, 100], got {self.min_agreement}")
 
 
 @dataclass
@@ -68,6 +83,8 @@ class QatResult:
     quantizers: int
     residual_adds: list[str]
     history: list[dict[str, Any]] = field(default_factory=list)
+    excluded: list[str] = field(default_factory=list)  # layers fine-tuned and exported in float
+    budget: dict[str, Any] | None = None  # the --min-agreement search (feredge.quantize.sensitivity)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -118,7 +135,12 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     assert val.labels is not None
     fp32_logits = torch_logits(model.eval(), val.batch)
     fp32_acc = accuracy(fp32_logits, val.labels)
-    quantized = quantize_model(model, calib.batch, overflow_fix=cfg.overflow_fix)
+    quantized = quantize_model(model, calib.batch, exclude=cfg.keep_float, overflow_fix=cfg.overflow_fix)
+    budget = (_agreement_budget(quantized, val.batch, fp32_logits, calib.batch, torch_logits(model, calib.batch),
+                                cfg.min_agreement, log) if cfg.min_agreement is not None else None)
+    excluded = [*cfg.keep_float, *(budget.excluded if budget else [])]
+    if excluded:
+        log(f"kept in float for fine-tuning and export: {', '.join(excluded)}")
     ptq_logits = torch_logits(quantized, val.batch)
     ptq_acc, ptq_agree = accuracy(ptq_logits, val.labels), agreement(fp32_logits, ptq_logits)
     log(f"val accuracy: fp32 {fp32_acc:.2%}, INT8 after calibration {ptq_acc:.2%} "
@@ -132,10 +154,12 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     fp32_run = dict(meta.extra.get("train_config") or {})
     epochs, lr, optimizer = _schedule(cfg, fp32_run)
     report = describe(calib, method="qat").to_dict()
-    info = qat_info(quantized, method="qat", overflow_fix=cfg.overflow_fix, calibration=report,
+    info = qat_info(quantized, method="qat", overflow_fix=cfg.overflow_fix, calibration=report, excluded=excluded,
                     base_checkpoint=str(cfg.checkpoint),
                     finetune={"epochs": epochs, "lr": lr, "optimizer": optimizer, "data": str(cfg.data),
-                              "objective": cfg.objective, "select": cfg.select, "freeze_bn": cfg.freeze_bn})
+                              "objective": cfg.objective, "select": cfg.select, "freeze_bn": cfg.freeze_bn,
+                              "min_agreement": cfg.min_agreement,
+                              "agreement_budget": budget.to_dict() if budget else None})
     distill = cfg.objective == "distill"
     train_cfg = TrainConfig(model=meta.model, data=cfg.data, format=cfg.format, out=cfg.out, epochs=epochs,
                             batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ldl" if distill else "ce",
@@ -156,4 +180,37 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     enabled = sum(1 for q in quantizers(quantized).values() if q.is_enabled)
     return QatResult(result.best, result.last, epochs, lr, {k: v for k, v in report.items() if k != "sources"},
                      {"fp32": fp32_acc, "ptq": ptq_acc, "qat": qat_acc}, {"ptq": ptq_agree, "qat": qat_agree},
-                     selected, enabled, info.residual_adds, [asdict(h) for h in result.history])
+                     selected, enabled, info.residual_adds, [asdict(h) for h in result.history], excluded,
+                     budget.to_dict() if budget else None)
+
+
+def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, calib_logits: Any,
+                      min_agreement: float, log: Callable[[str], None]) -> Any:
+    """Keep the calibrated model's most sensitive layers in float until its top-1 agrees with FP32 on
+    ``min_agreement`` % of the validation faces ``batch`` — before fine-tuning, so QAT trains the mixed model.
+
+    The export's ``--min-agreement`` search (:mod:`feredge.quantize.sensitivity`) by toggling
+    quantizers in torch, layers ranked by the output noise each adds on the calibration faces
+    (:mod:`feredge.quantize.layer_noise`; ``calib_logits``: FP32's there). Why before and not after
+    QAT: fine-tuning can only adapt the weights to the quantizers it trains with.
+    """
+    from feredge.quantize.evaluate import accuracy, torch_logits
+    from feredge.quantize.layer_noise import layer_noise
+    from feredge.quantize.modelopt_qat import float_toggle
+    from feredge.quantize.sensitivity import fit_budget
+
+    ranking = layer_noise(quantized, calib, calib_logits)
+    layers, keep_float = float_toggle(quantized)
+    labels = fp32_logits.argmax(1)
+
+    def evaluate(excluded: frozenset[str]) -> float:
+        keep_float(excluded)
+        return accuracy(torch_logits(quantized, batch), labels)
+
+    result = fit_budget(layers, evaluate, 1.0, 100.0 - min_agreement, log=log, metric="agreement", ranking=ranking)
+    keep_float(result.excluded)
+    if not result.met:
+        raise FeredgeError(f"INT8 agreement with FP32 stays at {result.final_accuracy:.2%} on {len(batch)} "
+                           f"validation faces even with {len(result.excluded)} layers in float "
+                           f"(--min-agreement {min_agreement:g})")
+    return result

@@ -5,18 +5,21 @@ The metric is accuracy on labelled validation faces; for ``--min-agreement`` the
 own top-1 predictions, so "accuracy" is top-1 agreement with FP32 (1.0 for FP32 itself) and the
 budget is ``100 − min_agreement`` points.
 
-One-at-a-time sensitivity: with every layer quantized the accuracy drop is measured; if it is over
-budget, each layer is in turn left in float (all others quantized) and the accuracy it recovers is
-measured; layers are then returned to float in order of recovery, re-measuring the combination
-each time, until the drop is within budget. That costs one evaluation per layer plus one per
-layer kept, with ``evaluate`` supplied by the caller (ModelOpt toggles quantizers in torch, which
-is cheap; ORT and NNCF re-quantize). Greedy rather than optimal, but it is what TensorRT's and
-NNCF's own accuracy-aware tools do, and it reports exactly what it tried.
+With every layer quantized the accuracy drop is measured; if it is over budget, layers are
+returned to float in order of sensitivity, re-measuring the combination each time, until the drop
+is within budget. The order is either a ``ranking`` the caller supplies (in torch:
+:func:`feredge.quantize.layer_noise.layer_noise`, the logit error each layer adds alone on the
+calibration faces) or, without one, one-at-a-time recovery: each layer in turn left in float (all
+others quantized) and the accuracy it recovers measured — one evaluation per layer, with
+``evaluate`` supplied by the caller (ORT and NNCF re-quantize). Recovery counts top-1 flips, and
+on a few hundred faces one layer flips zero, one or two near-ties, so that order is partly chance;
+a continuous ranking is preferred where one can be measured. Greedy rather than optimal, but it is
+what TensorRT's and NNCF's own accuracy-aware tools do, and it reports exactly what it tried.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,6 +38,8 @@ class BudgetResult:
     excluded: list[str]
     met: bool
     recovery_points: dict[str, float] = field(default_factory=dict)  # per layer, one at a time
+    ranking: dict[str, float] = field(default_factory=dict)  # the caller's sensitivity scores, if it gave them
+    ranked_by: str = "recovery"
     evaluations: int = 0
     latency: dict[str, Any] = field(default_factory=dict)  # filled by the caller: what keeping them costs
 
@@ -48,7 +53,10 @@ class BudgetResult:
 
 
 def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, max_drop_points: float,
-               *, log: Callable[[str], None] = lambda _m: None, metric: str = "accuracy") -> BudgetResult:
+               *, log: Callable[[str], None] = lambda _m: None, metric: str = "accuracy",
+               ranking: Mapping[str, float] | None = None, ranked_by: str = "output noise") -> BudgetResult:
+    """``ranking``: a sensitivity score per layer (higher: keep in float first) instead of measuring
+    one-at-a-time recovery; ``ranked_by`` names it in the result."""
     if max_drop_points < 0:
         raise FeredgeError(f"the INT8 budget must be ≥ 0 points, got {max_drop_points}")
     evaluations = 1
@@ -59,21 +67,33 @@ def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, 
 
     if within(int8):
         return BudgetResult(fp32_accuracy, int8, int8, max_drop_points, [], True, evaluations=evaluations)
-    log(f"INT8 {metric} drops {100 * (fp32_accuracy - int8):.2f} points (budget {max_drop_points}); "
-        f"measuring {len(layers)} layers one at a time")
     recovery: dict[str, float] = {}
-    for layer in layers:
-        recovery[layer] = 100.0 * (evaluate(frozenset([layer])) - int8)
-        evaluations += 1
-    order = sorted(layers, key=lambda name: (-recovery[name], list(layers).index(name)))
+    if ranking is not None:
+        missing = [name for name in layers if name not in ranking]
+        if missing:
+            raise FeredgeError(f"no sensitivity score for {', '.join(missing[:3])}")
+        log(f"INT8 {metric} drops {100 * (fp32_accuracy - int8):.2f} points (budget {max_drop_points}); "
+            f"keeping layers in float by {ranked_by}")
+        scores = {name: float(ranking[name]) for name in layers}
+    else:
+        log(f"INT8 {metric} drops {100 * (fp32_accuracy - int8):.2f} points (budget {max_drop_points}); "
+            f"measuring {len(layers)} layers one at a time")
+        for layer in layers:
+            recovery[layer] = 100.0 * (evaluate(frozenset([layer])) - int8)
+            evaluations += 1
+        scores = recovery
+    order = sorted(layers, key=lambda name: (-scores[name], list(layers).index(name)))
     excluded: list[str] = []
     accuracy = int8
     for layer in order:
         excluded.append(layer)
         accuracy = evaluate(frozenset(excluded))
         evaluations += 1
-        log(f"  float: {layer} (+{recovery[layer]:.2f} alone) → drop {100 * (fp32_accuracy - accuracy):.2f}")
+        alone = f"+{recovery[layer]:.2f} alone" if ranking is None else f"{ranked_by} {scores[layer]:.3g}"
+        log(f"  float: {layer} ({alone}) → drop {100 * (fp32_accuracy - accuracy):.2f}")
         if within(accuracy):
             break
     return BudgetResult(fp32_accuracy, int8, accuracy, max_drop_points, excluded, within(accuracy),
-                        {k: round(v, 3) for k, v in recovery.items()}, evaluations)
+                        {k: round(v, 3) for k, v in recovery.items()},
+                        {k: float(f"{v:.4g}") for k, v in scores.items()} if ranking is not None else {},
+                        ranked_by if ranking is not None else "recovery", evaluations)

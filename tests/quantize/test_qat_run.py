@@ -67,3 +67,35 @@ def test_default_qat_learning_rate_is_one_percent_of_the_float_peak() -> None:
 
     cfg = QatConfig(checkpoint=Path("x"), data=Path("y"))
     assert _schedule(cfg, {"epochs": 40, "lr": 0.003, "optimizer": "adamw"}) == (4, pytest.approx(3e-5), "adamw")
+
+
+def test_min_agreement_is_range_checked_when_the_config_is_made() -> None:
+    with pytest.raises(FeredgeError, match=r"--min-agreement must be a percentage in \(0, 100\], got 150"):
+        QatConfig(checkpoint=Path("x"), data=Path("y"), min_agreement=150)
+
+
+@pytest.mark.slow
+def test_layers_kept_in_float_stay_float_through_fine_tuning_restore_and_export(
+        float_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from feredge.export.exporter import ExportOptions, export
+    from feredge.parity import TOLERANCES, Tolerance
+    from feredge.quantize.modelopt_qat import quantized_layers, quantizers
+    from feredge.quantize.options import Int8Options
+
+    data, ckpt = float_run
+    result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=1,
+                               batch_size=16, threads=2, keep_float=("conv1",)), log=lambda _: None, progress=False)
+    assert result.excluded == ["conv1"] and result.budget is None
+    model, meta = load_checkpoint(result.checkpoint)
+    assert meta.extra["qat"]["excluded"] == ["conv1"]
+    assert [name for name, q in quantizers(model).items() if name.startswith("conv1.") and q.is_enabled] == []
+    layers = quantized_layers(model)
+    assert "conv1" not in layers and "conv2" in layers
+    # a 1-epoch model on 35 faces: this test is about what the export keeps in float, not about fidelity
+    monkeypatch.setitem(TOLERANCES, "int8", Tolerance(min_agreement=0.0))
+    manifest = export(ExportOptions(target="onnx", precision="int8", output=tmp_path / "bundle", max_batch=8,
+                                    checkpoint=result.checkpoint, int8=Int8Options(calib=str(data)))).manifest
+    assert manifest["int8"]["method"] == "qat" and manifest["int8"]["excluded"] == ["conv1"]
+    weights = [n for n, q in quantizers(model).items() if n.endswith(".weight_quantizer") and q.is_enabled]
+    assert len(weights) == 22  # mini_xception's 23 weighted layers, conv1 not among them
+    assert manifest["int8"]["qdq"]["per_channel_weights"] == 22  # the Q/DQ ONNX leaves conv1's weight in float
