@@ -316,11 +316,11 @@ def _flag_value(budget: _Budget) -> str:
 
 
 def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
-                     labels: np.ndarray) -> tuple[list[str], Any, dict[str, float]]:
+                     labels: np.ndarray) -> tuple[list[str], Any, Any]:
     """Sensitivity by toggling ModelOpt quantizers in torch: no re-calibration, no re-export.
 
-    Also each layer's output noise on the calibration faces (:mod:`feredge.quantize.layer_noise`),
-    the order in which layers go back to float."""
+    Also a function measuring each layer's output noise on the calibration faces
+    (:mod:`feredge.quantize.layer_noise`), the order in which layers go back to float."""
     from feredge.models import deploy_graph
     from feredge.quantize.evaluate import accuracy, torch_logits
     from feredge.quantize.layer_noise import layer_noise
@@ -328,9 +328,11 @@ def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
 
     model = (copy.deepcopy(request.module) if is_qat
              else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
-    reference = torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib)
-    ranking = layer_noise(model, request.calib, reference)
     layers, keep_float = float_toggle(model)
+
+    def ranking() -> dict[str, float]:
+        reference = torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib)
+        return layer_noise(model, request.calib, reference)
 
     def evaluate(excluded: frozenset[str]) -> float:
         keep_float(excluded)

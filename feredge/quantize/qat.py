@@ -136,8 +136,9 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     fp32_logits = torch_logits(model.eval(), val.batch)
     fp32_acc = accuracy(fp32_logits, val.labels)
     quantized = quantize_model(model, calib.batch, exclude=cfg.keep_float, overflow_fix=cfg.overflow_fix)
-    budget = (_agreement_budget(quantized, val.batch, fp32_logits, calib.batch, torch_logits(model, calib.batch),
-                                cfg.min_agreement, log) if cfg.min_agreement is not None else None)
+    budget = (_agreement_budget(quantized, val.batch, fp32_logits, calib.batch,
+                                lambda: torch_logits(model, calib.batch), cfg.min_agreement, log)
+              if cfg.min_agreement is not None else None)
     excluded = [*cfg.keep_float, *(budget.excluded if budget else [])]
     if excluded:
         log(f"kept in float for fine-tuning and export: {', '.join(excluded)}")
@@ -184,14 +185,14 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
                      budget.to_dict() if budget else None)
 
 
-def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, calib_logits: Any,
+def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, calib_logits: Callable[[], Any],
                       min_agreement: float, log: Callable[[str], None]) -> Any:
     """Keep the calibrated model's most sensitive layers in float until its top-1 agrees with FP32 on
     ``min_agreement`` % of the validation faces ``batch`` — before fine-tuning, so QAT trains the mixed model.
 
     The export's ``--min-agreement`` search (:mod:`feredge.quantize.sensitivity`) by toggling
     quantizers in torch, layers ranked by the output noise each adds on the calibration faces
-    (:mod:`feredge.quantize.layer_noise`; ``calib_logits``: FP32's there). Why before and not after
+    (:mod:`feredge.quantize.layer_noise`; ``calib_logits()``: FP32's there). Why before and not after
     QAT: fine-tuning can only adapt the weights to the quantizers it trains with.
     """
     from feredge.quantize.evaluate import accuracy, torch_logits
@@ -199,7 +200,6 @@ def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, 
     from feredge.quantize.modelopt_qat import float_toggle
     from feredge.quantize.sensitivity import fit_budget
 
-    ranking = layer_noise(quantized, calib, calib_logits)
     layers, keep_float = float_toggle(quantized)
     labels = fp32_logits.argmax(1)
 
@@ -207,7 +207,8 @@ def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, 
         keep_float(excluded)
         return accuracy(torch_logits(quantized, batch), labels)
 
-    result = fit_budget(layers, evaluate, 1.0, 100.0 - min_agreement, log=log, metric="agreement", ranking=ranking)
+    result = fit_budget(layers, evaluate, 1.0, 100.0 - min_agreement, log=log, metric="agreement",
+                        ranking=lambda: layer_noise(quantized, calib, calib_logits()))
     keep_float(result.excluded)
     if not result.met:
         raise FeredgeError(f"INT8 agreement with FP32 stays at {result.final_accuracy:.2%} on {len(batch)} "

@@ -27,6 +27,8 @@ from feredge.errors import FeredgeError
 
 #: ``evaluate(excluded_layers) -> accuracy in [0, 1]`` on labelled validation data
 Evaluate = Callable[[frozenset[str]], float]
+#: sensitivity score per layer, or a function measuring them
+Ranking = Mapping[str, float] | Callable[[], Mapping[str, float]]
 
 
 @dataclass
@@ -54,9 +56,10 @@ class BudgetResult:
 
 def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, max_drop_points: float,
                *, log: Callable[[str], None] = lambda _m: None, metric: str = "accuracy",
-               ranking: Mapping[str, float] | None = None, ranked_by: str = "output noise") -> BudgetResult:
+               ranking: Ranking | None = None, ranked_by: str = "output noise") -> BudgetResult:
     """``ranking``: a sensitivity score per layer (higher: keep in float first) instead of measuring
-    one-at-a-time recovery; ``ranked_by`` names it in the result."""
+    one-at-a-time recovery, or a function that measures them (called only when INT8 misses the
+    budget); ``ranked_by`` names it in the result."""
     if max_drop_points < 0:
         raise FeredgeError(f"the INT8 budget must be ≥ 0 points, got {max_drop_points}")
     evaluations = 1
@@ -69,6 +72,7 @@ def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, 
         return BudgetResult(fp32_accuracy, int8, int8, max_drop_points, [], True, evaluations=evaluations)
     recovery: dict[str, float] = {}
     if ranking is not None:
+        ranking = ranking() if callable(ranking) else ranking
         missing = [name for name in layers if name not in ranking]
         if missing:
             raise FeredgeError(f"no sensitivity score for {', '.join(missing[:3])}")

@@ -28,6 +28,8 @@ def test_greedy_picks_the_sensitive_layers_only() -> None:
     # a caller's ranking replaces the one-at-a-time pass: one evaluation per layer kept, in its order
     ranked = fit_budget(list(costs), evaluate, 0.9, max_drop_points=4.0, ranking={"a": 3, "b": 2, "c": 1, "d": 0})
     assert ranked.excluded == ["a", "b", "c"] and ranked.evaluations == 4 and ranked.met
+    never = fit_budget(list(costs), evaluate, 0.9, max_drop_points=40.0, ranking=lambda: pytest.fail("measured"))
+    assert never.excluded == [] and never.met  # a ranking function runs only when INT8 misses the budget
     with pytest.raises(FeredgeError, match="no sensitivity score for d"):
         fit_budget(list(costs), evaluate, 0.9, max_drop_points=4.0, ranking={"a": 3, "b": 2, "c": 1})
 
@@ -62,7 +64,8 @@ def test_impossible_budget_is_met_by_keeping_the_culprit(tmp_path: Path) -> None
     with torch.no_grad():
         labels = model(torch.from_numpy(x)).argmax(1).numpy()
     request = Int8Request(model, (1, 12, 12), tmp_path / "unused.onnx", x, tmp_path, overflow_fix=False)
-    layers, evaluate, noise = _torch_evaluator(request, False, x, labels)
+    layers, evaluate, measure_noise = _torch_evaluator(request, False, x, labels)
+    noise = measure_noise()
     assert evaluate(frozenset()) < 0.6  # all-INT8 is far off: no calibration setting fixes it
     result = fit_budget(layers, evaluate, 1.0, max_drop_points=1.0)
     assert result.met and result.excluded == ["conv2"] and result.ranked_by == "recovery"
@@ -84,7 +87,7 @@ def test_qat_min_agreement_keeps_the_culprit_in_float_before_fine_tuning() -> No
         fp32 = model(torch.from_numpy(x)).numpy()
     quantized = quantize_model(model, x, overflow_fix=False)
     logs: list[str] = []
-    result = _agreement_budget(quantized, x, fp32, x, fp32, 99.0, logs.append)
+    result = _agreement_budget(quantized, x, fp32, x, lambda: fp32, 99.0, logs.append)
     assert result.int8_accuracy < 0.6 and result.met and result.excluded == ["conv2"]
     assert result.ranked_by == "output noise" and any("by output noise" in line for line in logs)
     enabled = {name for name, q in quantizers(quantized).items() if q.is_enabled}
