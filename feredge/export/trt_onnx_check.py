@@ -13,14 +13,16 @@ int8 zero-point type (a missing zero point means uint8 in ONNX), weights quantiz
 on axis 0, activations per tensor, and Q/DQ on both inputs of a residual Add — otherwise the Add
 runs in higher precision and an "INT8" engine can be slower than FP16. A residual Add is one with
 an input from the INT8 graph (a DequantizeLinear or a quantized Conv/Gemm/MatMul); an Add
-between float ops has nothing to fuse into and is left alone.
+between float ops has nothing to fuse into and is left alone, and so is a residual Add that the
+INT8 step deliberately kept in float (``float_layers``: the manifest's ``int8.excluded``, e.g. by
+``--min-agreement``) — TensorRT then runs it in FP16/FP32, which is the point.
 
 :func:`check_onnx` returns findings (empty: passes); the TensorRT export fails on any.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -111,8 +113,9 @@ def check_ops(model: Any) -> list[Finding]:
     return findings
 
 
-def check_qdq(model: Any) -> list[Finding]:
+def check_qdq(model: Any, float_layers: Iterable[str] = ()) -> list[Finding]:
     graph = model.graph
+    kept_float = {layer.replace("/", ".") for layer in float_layers}
     consts = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
@@ -154,6 +157,8 @@ def check_qdq(model: Any) -> list[Finding]:
             continue  # a bias or a graph input: not a residual join
         if not any(_in_int8_region(producers[name], producers) for name in node.input):
             continue  # float math between float ops (e.g. S4's covariance): nothing of INT8 to fuse into
+        if _module_of(node) in kept_float:
+            continue  # a residual Add kept in float on purpose
         missing = [name for name in node.input if producers[name].op_type != "DequantizeLinear"]
         if missing:
             findings.append(Finding("residual-add", _label(node),
@@ -198,9 +203,17 @@ def _weight_out_channels(node: Any, consts: dict[str, Any], producers: dict[str,
     return int(value.shape[0]) if value is not None and value.ndim >= 1 else None
 
 
-def check_onnx(model: Any) -> list[Finding]:
-    """All findings for a model (an ``onnx.ModelProto`` or a path)."""
+def _module_of(node: Any) -> str:
+    """The torch module an exported node came from: TorchScript names nodes ``/<scope>/<Op>``
+    (``/residual_add_1/Add``, ``/layer1/residual_add_0/Add_2``), dynamo ``node_Add_3`` (none)."""
+    parts = str(node.name).split("/")
+    return ".".join(parts[1:-1]) if len(parts) > 2 and not parts[0] else ""
+
+
+def check_onnx(model: Any, float_layers: Iterable[str] = ()) -> list[Finding]:
+    """All findings for a model (an ``onnx.ModelProto`` or a path); ``float_layers``: modules the
+    INT8 step kept in float on purpose (their residual Adds are not findings)."""
     import onnx
 
     proto = onnx.load(str(model)) if isinstance(model, (str, Path)) else model
-    return check_ops(proto) + check_qdq(proto)
+    return check_ops(proto) + check_qdq(proto, float_layers)

@@ -115,6 +115,16 @@ def test_list_holds_the_ops_our_models_use(op):
     assert op in SUPPORTED_OPS
 
 
+def test_a_residual_add_kept_in_float_on_purpose_is_not_a_finding():
+    """``--min-agreement`` may keep a residual Add in float: TensorRT should run it in FP16/FP32."""
+    model = _qdq_residual(skip_qdq=False)
+    add = next(n for n in model.graph.node if n.op_type == "Add")
+    add.name = "/layer1/residual_add_0/Add"  # TorchScript's name for module layer1.residual_add_0
+    assert {f.rule for f in check_onnx(model)} == {"residual-add"}
+    assert check_onnx(model, float_layers=["layer1.residual_add_0"]) == []
+    assert {f.rule for f in check_onnx(model, float_layers=["layer2.residual_add_0"])} == {"residual-add"}
+
+
 def test_an_add_between_float_ops_is_not_a_residual_join():
     """S4's covariance math adds float tensors next to a quantized backbone: no INT8 to fuse into."""
     model = _qdq_residual()

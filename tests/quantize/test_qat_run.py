@@ -99,3 +99,26 @@ def test_layers_kept_in_float_stay_float_through_fine_tuning_restore_and_export(
     weights = [n for n, q in quantizers(model).items() if n.endswith(".weight_quantizer") and q.is_enabled]
     assert len(weights) == 22  # mini_xception's 23 weighted layers, conv1 not among them
     assert manifest["int8"]["qdq"]["per_channel_weights"] == 22  # the Q/DQ ONNX leaves conv1's weight in float
+
+
+@pytest.mark.slow
+def test_a_residual_add_kept_in_float_passes_the_tensorrt_checks(float_run: tuple[Path, Path], tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """TensorRT's Q/DQ rules want both inputs of a residual Add quantized, except where the INT8
+    step kept the Add in float on purpose."""
+    from feredge.export.exporter import ExportOptions, export
+    from feredge.export.trt_onnx_check import check_onnx
+    from feredge.parity import TOLERANCES, Tolerance
+    from feredge.quantize.options import Int8Options
+
+    data, ckpt = float_run
+    result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=1,
+                               batch_size=16, threads=2, keep_float=("residual_add_0",)),
+                     log=lambda _: None, progress=False)
+    monkeypatch.setitem(TOLERANCES, "int8", Tolerance(min_agreement=0.0))  # about the checks, not fidelity
+    bundle = tmp_path / "trt"
+    manifest = export(ExportOptions(target="tensorrt", precision="int8", output=bundle, max_batch=8,
+                                    checkpoint=result.checkpoint, int8=Int8Options(calib=str(data)))).manifest
+    assert manifest["int8"]["excluded"] == ["residual_add_0"]
+    assert {f.rule for f in check_onnx(bundle / "model.qdq.onnx")} == {"residual-add"}  # without the exemption
+    assert check_onnx(bundle / "model.qdq.onnx", ["residual_add_0"]) == []

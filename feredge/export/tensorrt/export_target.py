@@ -55,8 +55,9 @@ def _onnx_parity(ctx: ExportContext, name: str, precision: str) -> None:
 def _static_check(ctx: ExportContext, names: set[str]) -> dict[str, object]:
     from feredge.export.trt_onnx_check import OPSET_RANGE, SOURCE, check_onnx
 
+    float_layers = (ctx.manifest_extra.get("int8") or {}).get("excluded") or []  # kept in float on purpose
     for name in sorted(names):
-        findings = check_onnx(ctx.staging / name)
+        findings = check_onnx(ctx.staging / name, float_layers)
         if findings:
             more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
             raise FeredgeError(f"{name} is not TensorRT-ready: {findings[0]}{more}")
