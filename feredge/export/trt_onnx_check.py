@@ -115,7 +115,7 @@ def check_ops(model: Any) -> list[Finding]:
 
 def check_qdq(model: Any, float_layers: Iterable[str] = ()) -> list[Finding]:
     graph = model.graph
-    kept_float = {layer.replace("/", ".") for layer in float_layers}
+    float_layers = set(float_layers)  # torch module names (ModelOpt, QAT) or ONNX node names (ONNX Runtime PTQ)
     consts = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
@@ -157,7 +157,7 @@ def check_qdq(model: Any, float_layers: Iterable[str] = ()) -> list[Finding]:
             continue  # a bias or a graph input: not a residual join
         if not any(_in_int8_region(producers[name], producers) for name in node.input):
             continue  # float math between float ops (e.g. S4's covariance): nothing of INT8 to fuse into
-        if _module_of(node) in kept_float:
+        if node.name in float_layers or _module_of(node) in float_layers:
             continue  # a residual Add kept in float on purpose
         missing = [name for name in node.input if producers[name].op_type != "DequantizeLinear"]
         if missing:
