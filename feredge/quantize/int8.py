@@ -24,9 +24,13 @@ photos, ``reference``, a ``.npy``, a QAT checkpoint alone) the reference faces s
 Budgets (:mod:`feredge.quantize.sensitivity`): with ``--max-drop`` the accuracy on the
 calibration dataset's validation split is checked and, if INT8 loses more, the most sensitive
 layers are kept in float; ``--min-agreement`` does the same for top-1 agreement with FP32 on the
-gate faces (any calibration source: agreement needs no labels). The same faces choose the layers
-and gate the result, so the gate is then optimistic by construction; with a labelled dataset the
-reference-face figure, not used for the choice, stays in the manifest as an independent check.
+gate faces (any calibration source: agreement needs no labels). For ModelOpt and QAT artifacts the
+layers go back to float in order of the output noise each adds alone on the calibration faces
+(:mod:`feredge.quantize.layer_noise`); NNCF and ONNX Runtime measure each layer's recovery by
+re-quantizing. The gate faces decide when to stop and gate the result, so the gate is then
+optimistic by construction; with a labelled dataset the reference-face figure, not used for the
+choice, stays in the manifest as an independent check. Layers a QAT checkpoint already keeps in
+float (``feredge qat --min-agreement``) are listed first in manifest ``int8.excluded``.
 """
 
 from __future__ import annotations
