@@ -48,3 +48,11 @@ def test_min_agreement_outside_a_percentage_fails_before_any_work(capsys: pytest
                                    "--min-agreement", value, "-o", str(tmp_path / "b")])
     assert "--min-agreement must be a percentage in (0, 100]" in err
     assert not (tmp_path / "b").exists()
+
+
+def test_qat_min_agreement_outside_a_percentage_fails_before_any_work(capsys: pytest.CaptureFixture[str],
+                                                                      tmp_path: Path) -> None:
+    err = _one_line_error(capsys, ["qat", str(tmp_path / "none.safetensors"), "--data", str(tmp_path),
+                                   "--min-agreement", "150", "--out", str(tmp_path / "run")])
+    assert "--min-agreement must be a percentage in (0, 100]" in err  # before the missing checkpoint is noticed
+    assert not (tmp_path / "run").exists()
