@@ -127,9 +127,11 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
     request = Int8Request(ctx.source.module, tuple(ctx.source.spec.input_shape), ctx.staging / "model.onnx",
                           calib.batch if calib is not None else ctx.reference.batch, workdir,
                           overflow_fix=overflow_fix_for(opts, target), max_batch=ctx.options.max_batch)
+    qat_float: list[str] = []  # a QAT checkpoint's own float layers (feredge qat --keep-float/--min-agreement)
     if qat:
         info = ctx.source.extra[QAT_KEY]
-        kept = f", {len(info['excluded'])} layer(s) kept in float" if info.get("excluded") else ""
+        qat_float = list(info.get("excluded") or [])
+        kept = f", {len(qat_float)} layer(s) kept in float" if qat_float else ""
         ctx.message(f"int8: QAT checkpoint ({info.get('method', 'qat')}, ModelOpt fake quantization{kept}) → Q/DQ "
                     f"ONNX; no post-training quantization")
         backend: PtqBackend | None = None
@@ -144,16 +146,14 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
     overflow_fix = ctx.source.extra[QAT_KEY].get("overflow_fix") if qat else request.overflow_fix
     manifest: dict[str, Any] = {"method": "qat" if qat else "ptq", "backend": backend.name if backend else "modelopt",
                                 "artifact": artifact.kind, "overflow_fix": overflow_fix, **artifact.details}
-    for budget in _budgets(ctx, request):
+    for budget in _budgets(ctx):
         artifact, found = _fit_budget(ctx, target, request, backend, artifact, budget, tuple(artifact.excluded))
         manifest[f"{budget.metric}_budget"] = found
         if found["excluded"]:
             ctx.message(f"int8: kept {len(found['excluded'])} more layer(s) in float to meet {budget.flag} "
                         f"{_flag_value(budget)}: {', '.join(found['excluded'])} "
                         f"(latency {found['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
-    # a QAT checkpoint's own float layers (``feredge qat --keep-float/--min-agreement``) come first
-    qat_float = list(ctx.source.extra[QAT_KEY].get("excluded") or []) if qat else []
-    manifest["excluded"] = [*qat_float, *artifact.excluded]
+    manifest["excluded"] = [*qat_float, *artifact.excluded]  # the QAT checkpoint's come first
     if calib_report:
         (ctx.staging / REPORT_FILE).write_text(_json(calib_report), encoding="utf-8")
         ctx.add_file(REPORT_FILE, "calibration_report")
@@ -165,15 +165,20 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
 
 
 def _gate_faces(ctx: ExportContext, origin: str, fmt: str) -> GateFaces | None:
+    try:
+        return _validation_faces(ctx, origin, fmt)
+    except FeredgeError as exc:
+        ctx.message(f"int8: no in-domain validation faces ({exc}); the real reference faces gate INT8 parity")
+        return None
+
+
+def _validation_faces(ctx: ExportContext, origin: Path | str, fmt: str) -> GateFaces:
+    """A labelled dataset's validation split with the FP32 deploy graph's logits on it."""
     from feredge.calibration.dataset import validation_set
     from feredge.models import deploy_graph
     from feredge.quantize.evaluate import torch_logits
 
-    try:
-        val = validation_set(origin, ctx.source.spec, ctx.source.labels, fmt=fmt)
-    except FeredgeError as exc:
-        ctx.message(f"int8: no in-domain validation faces ({exc}); the real reference faces gate INT8 parity")
-        return None
+    val = validation_set(origin, ctx.source.spec, ctx.source.labels, fmt=fmt)
     assert val.labels is not None and val.split is not None
     expected = torch_logits(deploy_graph(copy.deepcopy(ctx.source.module)), val.batch)
     return GateFaces(val.batch, val.labels, expected, val.origin, val.split)
@@ -246,27 +251,20 @@ class _Budget:
         return len(self.batch)
 
 
-def _budgets(ctx: ExportContext, request: Int8Request) -> list[_Budget]:
+def _budgets(ctx: ExportContext) -> list[_Budget]:
     """``--max-drop`` (accuracy on the labelled val split) then ``--min-agreement`` (on the gate faces)."""
-    from feredge.calibration.dataset import validation_set
-    from feredge.models import deploy_graph
-    from feredge.quantize.evaluate import accuracy, torch_logits
+    from feredge.quantize.evaluate import accuracy
 
     opts = int8_options_of(ctx.options)
     budgets = []
     if opts.max_drop is not None:
-        gate: GateFaces | None = ctx.gate_faces
-        if gate is not None:
-            budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), gate.batch, gate.labels,
-                                   accuracy(gate.expected, gate.labels), gate.origin, gate.split))
-        else:
+        val: GateFaces | None = ctx.gate_faces
+        if val is None:
             if opts.calib is None:
                 raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
-            val = validation_set(opts.calib, ctx.source.spec, ctx.source.labels, fmt=opts.calib_format)
-            assert val.labels is not None
-            fp32 = accuracy(torch_logits(deploy_graph(copy.deepcopy(request.module)), val.batch), val.labels)
-            budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), val.batch, val.labels, fp32,
-                                   val.origin, val.split))
+            val = _validation_faces(ctx, opts.calib, opts.calib_format)
+        budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), val.batch, val.labels,
+                               accuracy(val.expected, val.labels), val.origin, val.split))
     if opts.min_agreement is not None:
         gate = ctx.gate_faces
         batch, expected, origin, split = ((gate.batch, gate.expected, gate.origin, gate.split) if gate is not None
@@ -321,28 +319,18 @@ def _flag_value(budget: _Budget) -> str:
 
 def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
                      labels: np.ndarray) -> tuple[list[str], Any, Any]:
-    """Sensitivity by toggling ModelOpt quantizers in torch: no re-calibration, no re-export.
-
-    Also a function measuring each layer's output noise on the calibration faces
-    (:mod:`feredge.quantize.layer_noise`), the order in which layers go back to float."""
+    """Sensitivity by toggling ModelOpt quantizers in torch (:class:`~feredge.quantize.layer_noise.
+    TorchSensitivity`): layers, ``evaluate`` and the output-noise ``ranking`` on the calibration faces."""
     from feredge.models import deploy_graph
-    from feredge.quantize.evaluate import accuracy, torch_logits
-    from feredge.quantize.layer_noise import layer_noise
-    from feredge.quantize.modelopt_qat import float_toggle, quantize_model
+    from feredge.quantize.evaluate import torch_logits
+    from feredge.quantize.layer_noise import TorchSensitivity
+    from feredge.quantize.modelopt_qat import quantize_model
 
     model = (copy.deepcopy(request.module) if is_qat
              else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
-    layers, keep_float = float_toggle(model)
-
-    def ranking() -> dict[str, float]:
-        reference = torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib)
-        return layer_noise(model, request.calib, reference)
-
-    def evaluate(excluded: frozenset[str]) -> float:
-        keep_float(excluded)
-        return accuracy(torch_logits(model, batch), labels)
-
-    return layers, evaluate, ranking
+    found = TorchSensitivity(model, batch, labels, request.calib,
+                             lambda: torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib))
+    return found.layers, found.evaluate, found.ranking
 
 
 def _latency_cost(all_int8: Path, final: Path, batch: np.ndarray, runtime: str) -> dict[str, Any]:

@@ -14,18 +14,23 @@ per layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
 import numpy as np
 from torch import nn
 
 
-def layer_noise(model: nn.Module, batch: np.ndarray, reference: np.ndarray) -> dict[str, float]:
+def layer_noise(model: nn.Module, batch: np.ndarray, reference: np.ndarray,
+                toggle: tuple[list[str], Callable[[Iterable[str]], None]] | None = None) -> dict[str, float]:
     """Normalized mean squared logit error against ``reference`` (FP32 logits on ``batch``) with only
     each layer quantized, per quantized layer of the ModelOpt ``model``. The model is left with all
-    its layers quantized, as it came."""
+    its layers quantized. ``toggle``: the caller's :func:`~feredge.quantize.modelopt_qat.float_toggle`
+    of ``model`` (default: a new one, made with every layer quantized)."""
     from feredge.quantize.evaluate import torch_logits
     from feredge.quantize.modelopt_qat import float_toggle
 
-    layers, keep_float = float_toggle(model)
+    layers, keep_float = toggle or float_toggle(model)
     noise: dict[str, float] = {}
     power = max(float(np.mean(reference.astype(np.float64) ** 2)), 1e-12)
     try:
@@ -35,3 +40,34 @@ def layer_noise(model: nn.Module, batch: np.ndarray, reference: np.ndarray) -> d
     finally:
         keep_float([])
     return noise
+
+
+@dataclass
+class TorchSensitivity:
+    """What :func:`feredge.quantize.sensitivity.fit_budget` needs, for a ModelOpt ``model`` in torch:
+    its quantized ``layers``, ``evaluate`` (accuracy on ``batch``/``labels`` with the given layers in
+    float, by toggling quantizers: no re-calibration, no re-export) and ``ranking`` (each layer's
+    output noise on the ``calib`` faces; ``calib_reference()``: FP32's logits there, computed only
+    when a ranking is asked for). ``keep_float`` leaves the model with the chosen layers in float."""
+
+    model: nn.Module
+    batch: np.ndarray
+    labels: np.ndarray
+    calib: np.ndarray
+    calib_reference: Callable[[], np.ndarray]
+    layers: list[str] = field(init=False)
+    keep_float: Callable[[Iterable[str]], None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        from feredge.quantize.modelopt_qat import float_toggle
+
+        self.layers, self.keep_float = float_toggle(self.model)
+
+    def evaluate(self, excluded: frozenset[str]) -> float:
+        from feredge.quantize.evaluate import accuracy, torch_logits
+
+        self.keep_float(excluded)
+        return accuracy(torch_logits(self.model, self.batch), self.labels)
+
+    def ranking(self) -> dict[str, float]:
+        return layer_noise(self.model, self.calib, self.calib_reference(), (self.layers, self.keep_float))

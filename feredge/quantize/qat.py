@@ -195,21 +195,13 @@ def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, 
     (:mod:`feredge.quantize.layer_noise`; ``calib_logits()``: FP32's there). Why before and not after
     QAT: fine-tuning can only adapt the weights to the quantizers it trains with.
     """
-    from feredge.quantize.evaluate import accuracy, torch_logits
-    from feredge.quantize.layer_noise import layer_noise
-    from feredge.quantize.modelopt_qat import float_toggle
+    from feredge.quantize.layer_noise import TorchSensitivity
     from feredge.quantize.sensitivity import fit_budget
 
-    layers, keep_float = float_toggle(quantized)
-    labels = fp32_logits.argmax(1)
-
-    def evaluate(excluded: frozenset[str]) -> float:
-        keep_float(excluded)
-        return accuracy(torch_logits(quantized, batch), labels)
-
-    result = fit_budget(layers, evaluate, 1.0, 100.0 - min_agreement, log=log, metric="agreement",
-                        ranking=lambda: layer_noise(quantized, calib, calib_logits()))
-    keep_float(result.excluded)
+    found = TorchSensitivity(quantized, batch, fp32_logits.argmax(1), calib, calib_logits)
+    result = fit_budget(found.layers, found.evaluate, 1.0, 100.0 - min_agreement, log=log, metric="agreement",
+                        ranking=found.ranking)
+    found.keep_float(result.excluded)
     if not result.met:
         raise FeredgeError(f"INT8 agreement with FP32 stays at {result.final_accuracy:.2%} on {len(batch)} "
                            f"validation faces even with {len(result.excluded)} layers in float "
