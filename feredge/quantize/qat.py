@@ -140,6 +140,7 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
                                 lambda: torch_logits(model, calib.batch), cfg.min_agreement, log)
               if cfg.min_agreement is not None else None)
     excluded = [*cfg.keep_float, *(budget.excluded if budget else [])]
+    budget_report = budget.to_dict() if budget else None
     if excluded:
         log(f"kept in float for fine-tuning and export: {', '.join(excluded)}")
     ptq_logits = torch_logits(quantized, val.batch)
@@ -160,7 +161,7 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
                     finetune={"epochs": epochs, "lr": lr, "optimizer": optimizer, "data": str(cfg.data),
                               "objective": cfg.objective, "select": cfg.select, "freeze_bn": cfg.freeze_bn,
                               "min_agreement": cfg.min_agreement,
-                              "agreement_budget": budget.to_dict() if budget else None})
+                              "agreement_budget": budget_report})
     distill = cfg.objective == "distill"
     train_cfg = TrainConfig(model=meta.model, data=cfg.data, format=cfg.format, out=cfg.out, epochs=epochs,
                             batch_size=cfg.batch_size, optimizer=optimizer, lr=lr, loss="ldl" if distill else "ce",
@@ -182,7 +183,7 @@ def run_qat(cfg: QatConfig, log: Callable[[str], None] = print, progress: bool =
     return QatResult(result.best, result.last, epochs, lr, {k: v for k, v in report.items() if k != "sources"},
                      {"fp32": fp32_acc, "ptq": ptq_acc, "qat": qat_acc}, {"ptq": ptq_agree, "qat": qat_agree},
                      selected, enabled, info.residual_adds, [asdict(h) for h in result.history], excluded,
-                     budget.to_dict() if budget else None)
+                     budget_report)
 
 
 def _agreement_budget(quantized: Any, batch: Any, fp32_logits: Any, calib: Any, calib_logits: Callable[[], Any],
