@@ -30,3 +30,42 @@ def default_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("bundles") / "default"
     export(ExportOptions(target="openvino", output=out))
     return out
+
+
+
+#: the only reasons a test may skip: hardware this machine lacks. ``.ci/run`` sets FEREDGE_STRICT_SKIPS=1,
+#: and any other skip then fails the run (a missing dependency must fail, never skip).
+HARDWARE_SKIP_WORDS = ("tensorrt", "gpu", "cuda")
+
+
+def _skips_not_for_hardware(config: pytest.Config) -> list[str]:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    bad = []
+    for report in reporter.stats.get("skipped", []) if reporter else []:
+        reason = str(report.longrepr[-1]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if not any(word in reason.lower() for word in HARDWARE_SKIP_WORDS):
+            bad.append(f"{report.nodeid}: {reason}")
+    return bad
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import os
+
+    if os.environ.get("FEREDGE_STRICT_SKIPS") != "1":
+        return
+    bad = _skips_not_for_hardware(session.config)
+    session.config.stash[_BAD_SKIPS] = bad
+    if bad and exitstatus == 0:
+        session.exitstatus = 1
+
+
+_BAD_SKIPS = pytest.StashKey[list]()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatus: int, config: pytest.Config) -> None:
+    bad = config.stash.get(_BAD_SKIPS, [])
+    if bad:
+        terminalreporter.write_line("FAILED: skips that are not for missing hardware (FEREDGE_STRICT_SKIPS=1):",
+                                    red=True)
+        for line in bad:
+            terminalreporter.write_line(f"  {line}", red=True)
