@@ -14,6 +14,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from feredge.fileio import write_bytes_atomic
+
 
 @dataclass(frozen=True)
 class ClassificationReport:
@@ -91,7 +93,8 @@ def write_confusion_png(report: ClassificationReport, path: Path, title: str = "
                     cv2.LINE_AA)
     cv2.putText(canvas, "rows: true class, columns: predicted", (left, top + n * cell + 28), font, 0.45,
                 (80, 80, 80), 1, cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), canvas):
-        raise OSError(f"cannot write {path}")
+    ok, encoded = cv2.imencode(".png", canvas)  # encoded in memory: no path reaches OpenCV
+    if not ok:
+        raise OSError(f"cannot encode {path}")
+    write_bytes_atomic(path, encoded.tobytes())
     return path

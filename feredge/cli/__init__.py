@@ -1,12 +1,17 @@
 """The ``feredge`` command line: one module per command, registered in :data:`COMMANDS`.
 
-Expected failures (:class:`FeredgeError`) print one ``feredge: error: ...`` line and exit 2; no
-traceback. Every command has ``--help`` with an example and a ``--json`` output.
+Expected failures print one ``feredge: error: ...`` line and exit 2, with no traceback: a
+:class:`FeredgeError`, an OS error (unreadable, read-only, full disk, a directory where a file is
+needed; :func:`os_error_line` adds what to do), and a bad argument (one line naming ``--help``
+instead of argparse's usage block). Anything else is a bug and keeps its traceback. Every command
+has ``--help`` with an example and a ``--json`` output.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -24,6 +29,7 @@ from feredge.cli import (
     qat_cmd,
     train_cmd,
 )
+from feredge.cli.args import OneLineParser
 from feredge.errors import FeredgeError
 
 #: command modules; each has NAME, HELP, EXAMPLE, add_arguments(parser) and run(args) -> int
@@ -41,9 +47,34 @@ COMMANDS: tuple[ModuleType, ...] = (
 )
 
 
+#: what to do about an OS error, by errno
+_OS_HINTS = {
+    errno.ENOSPC: "free disk space or write somewhere else",
+    errno.EDQUOT: "free disk space or write somewhere else",
+    errno.EACCES: "check the permissions or use another path",
+    errno.EPERM: "check the permissions or use another path",
+    errno.EROFS: "the file system is read-only; write somewhere else",
+    errno.EISDIR: "it is a directory; give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a directory",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "remove it or choose another path",
+    errno.ENAMETOOLONG: "use a shorter path",
+    errno.EMFILE: "too many open files; raise the limit (ulimit -n)",
+}
+
+
+def os_error_line(exc: OSError) -> str:
+    """``PATH: reason; what to do`` for an OS error, from its errno and file names."""
+    reason = exc.strerror or exc.__class__.__name__
+    names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+    where = " → ".join(names)
+    hint = _OS_HINTS.get(exc.errno or 0)
+    return f"{where + ': ' if where else ''}{reason}{'; ' + hint if hint else ''}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     examples = "\n".join(f"  {cmd.EXAMPLE}" for cmd in COMMANDS)
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="feredge",
         description="Facial-expression recognition from training to the edge.",
         epilog=f"examples:\n{examples}",
@@ -61,7 +92,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tolerate_undecodable_names() -> None:
+    """File names that are not UTF-8 arrive as surrogate escapes; print them as their bytes, never crash."""
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="surrogateescape")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _tolerate_undecodable_names()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "handler", None):
@@ -71,6 +111,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except FeredgeError as exc:
         print(f"feredge: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `feredge infer ... | head`: the reader left; stop quietly
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), sys.stdout.fileno())
+        return 141
+    except OSError as exc:
+        print(f"feredge: error: {os_error_line(exc)}", file=sys.stderr)
+        return 2
+    except UnicodeEncodeError as exc:
+        if "surrogate" not in str(exc):
+            raise
+        print("feredge: error: a file name is not valid UTF-8 and this step cannot use it; rename it",
+              file=sys.stderr)
+        return 2
+    except MemoryError:
+        print("feredge: error: out of memory; use smaller inputs or batches", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("feredge: interrupted", file=sys.stderr)

@@ -28,8 +28,16 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
 
 def ensure_default_bundle(quiet: bool = False) -> Path:
     """The shipped default model's bundle, exported on first use (needs the torch side)."""
+    from feredge.errors import MissingBackendError
+
     if (DEFAULT_BUNDLE / "manifest.json").is_file():
         return DEFAULT_BUNDLE
+    try:
+        import torch  # noqa: F401  (the export below needs it; say so in one line rather than deep inside)
+    except ImportError:
+        raise MissingBackendError(
+            "no --bundle given, and the default model is exported on first use, which needs the training side: "
+            "pip install 'feredge[train]', or pass --bundle DIR") from None
     from feredge.export.exporter import ExportOptions, export
 
     if not quiet:

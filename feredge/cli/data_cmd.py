@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from feredge.cli.args import int_at_least, output_dir
 from feredge.cli.common import add_json_flag, print_json
+from feredge.fileio import new_directory
 
 NAME = "data"
 HELP = "generate the synthetic FER set (class-per-folder and FER2013-CSV formats)"
@@ -14,9 +15,9 @@ EXAMPLE = "feredge data synth --output data/synth --per-class 400 --size 64"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("synth",), help="what to do (synth: write the synthetic set)")
-    parser.add_argument("--output", "-o", type=Path, required=True, help="directory to write")
-    parser.add_argument("--per-class", type=int, default=400, help="images per expression (default 400)")
-    parser.add_argument("--size", type=int, default=64, help="image side in pixels (default 64)")
+    parser.add_argument("--output", "-o", type=output_dir, required=True, help="directory to write")
+    parser.add_argument("--per-class", type=int_at_least(3), default=400, help="images per expression (default 400)")
+    parser.add_argument("--size", type=int_at_least(32), default=64, help="image side in pixels (default 64)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0)")
     parser.add_argument("--format", choices=("folder", "fer2013"), default="folder",
                         help="folder: OUTPUT/<split>/<label>/*.png; fer2013: OUTPUT/fer2013.csv (48x48 gray)")
@@ -27,15 +28,13 @@ def run(args: argparse.Namespace) -> int:
     from feredge.data.synth import write_fer2013_csv, write_folder
     from feredge.errors import FeredgeError
 
-    if args.per_class < 3 or args.size < 32:
-        raise FeredgeError("--per-class must be at least 3 and --size at least 32")
     if args.output.exists() and any(args.output.iterdir()):
         raise FeredgeError(f"{args.output}: exists and is not empty; choose a new directory")
-    if args.format == "folder":
-        counts = write_folder(args.output, n_per_class=args.per_class, size=args.size, seed=args.seed)
-    else:
-        args.output.mkdir(parents=True, exist_ok=True)
-        counts = write_fer2013_csv(args.output / "fer2013.csv", n_per_class=args.per_class, seed=args.seed)
+    with new_directory(args.output) as staging:  # a failed or killed run leaves no half-written set
+        if args.format == "folder":
+            counts = write_folder(staging, n_per_class=args.per_class, size=args.size, seed=args.seed)
+        else:
+            counts = write_fer2013_csv(staging / "fer2013.csv", n_per_class=args.per_class, seed=args.seed)
     if args.json:
         print_json({"output": str(args.output), "splits": counts})
     else:

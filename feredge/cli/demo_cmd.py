@@ -11,6 +11,7 @@ import argparse
 from pathlib import Path
 
 from feredge.cli import bench_cmd, export_cmd, infer_cmd
+from feredge.cli.args import OneLineParser, output_dir, positive_int
 
 NAME = "demo"
 HELP = "export the shipped model, run it on the shipped face photo, and benchmark the runtimes"
@@ -18,9 +19,9 @@ EXAMPLE = "feredge demo --output feredge-demo"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--output", type=Path, default=Path("feredge-demo"),
+    parser.add_argument("--output", type=output_dir, default=Path("feredge-demo"),
                         help="directory for the bundle, annotated image and reports (default feredge-demo)")
-    parser.add_argument("--iterations", type=int, default=50, help="bench iterations per case (default 50)")
+    parser.add_argument("--iterations", type=positive_int, default=50, help="bench iterations per case (default 50)")
     parser.add_argument("--json", action="store_true", help="print each step's results as JSON")
 
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
                      str(args.output / "bench.json")]),
     ]
     for module, argv in steps:
-        parser = argparse.ArgumentParser(prog=f"feredge {module.NAME}")
+        parser = OneLineParser(prog=f"feredge {module.NAME}")
         module.add_arguments(parser)
         print(f"$ feredge {module.NAME} {' '.join(argv)}")
         code = module.run(parser.parse_args(argv + (["--json"] if args.json else [])))

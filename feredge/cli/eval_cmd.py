@@ -6,7 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
+from feredge.cli.args import output_dir
 from feredge.cli.common import add_json_flag, print_json
+from feredge.fileio import write_text_atomic
 
 NAME = "eval"
 HELP = "evaluate a checkpoint or a bundle on a labelled FER dataset; writes JSON and a confusion PNG"
@@ -19,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", default="folder", help="dataset format (default folder)")
     parser.add_argument("--split", default="test", help="train, val or test (default test)")
     parser.add_argument("--runtime", default="auto", help="bundle runtime (default auto); checkpoints use torch")
-    parser.add_argument("--report-dir", type=Path, help="write eval.json and confusion.png here")
+    parser.add_argument("--report-dir", type=output_dir, help="write eval.json and confusion.png here")
     add_json_flag(parser, "the report")
 
 
@@ -30,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     result = evaluate(args.artifact, args.data, fmt=args.format, split=args.split, runtime=args.runtime)
     data = result.to_dict()
     if args.report_dir:
-        args.report_dir.mkdir(parents=True, exist_ok=True)
-        (args.report_dir / "eval.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        write_text_atomic(args.report_dir / "eval.json", json.dumps(data, indent=2) + "\n")
         write_confusion_png(result.report, args.report_dir / "confusion.png",
                             f"{args.artifact.name} ({result.runtime}): acc {result.report.accuracy:.1%}")
     if args.json:

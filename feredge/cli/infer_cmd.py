@@ -21,7 +21,17 @@ from typing import Any
 
 import numpy as np
 
+from feredge.cli.args import (
+    float_in,
+    nonnegative_int,
+    output_dir,
+    output_file,
+    positive_float,
+    positive_int,
+    unit_interval,
+)
 from feredge.cli.common import ensure_default_bundle, progress
+from feredge.fileio import LineSink, write_bytes_atomic, write_text_atomic
 
 NAME = "infer"
 HELP = "detect faces and classify their expressions in images, a directory or a video"
@@ -40,36 +50,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "'mtcnn' also finds landmarks; 'none' treats each image as one face crop")
     parser.add_argument("--align", choices=("none", "five_point"),
                         help="override the bundle's alignment (five_point needs landmarks: --detector mtcnn)")
-    parser.add_argument("--annotate", type=Path, metavar="DIR", help="write annotated images/videos into DIR")
-    parser.add_argument("--every", type=int, default=1, help="video: classify every N-th frame (default 1)")
-    parser.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
+    parser.add_argument("--annotate", type=output_dir, metavar="DIR", help="write annotated images/videos into DIR")
+    parser.add_argument("--every", type=positive_int, default=1, help="video: classify every N-th frame (default 1)")
+    parser.add_argument("--threads", type=positive_int, help="runtime threads (default: the runtime's choice)")
     parser.add_argument("--json", action="store_true", help="print one JSON record per face on stdout (JSON lines)")
-    parser.add_argument("--output", type=Path, metavar="FILE", help="also write the JSON lines to FILE")
+    parser.add_argument("--output", type=output_file, metavar="FILE", help="also write the JSON lines to FILE")
     video = parser.add_argument_group("video and camera", f"example: {VIDEO_EXAMPLE}")
-    video.add_argument("--camera", type=int, metavar="INDEX", help="read frames from camera INDEX (e.g. 0)")
-    video.add_argument("--max-fps", type=float, metavar="F", help="frame budget: process at most F frames per "
+    video.add_argument("--camera", type=nonnegative_int, metavar="INDEX", help="read frames from camera INDEX (e.g. 0)")
+    video.add_argument("--max-fps", type=positive_float, metavar="F", help="frame budget: process at most F frames per "
                        "second (of video time for files, wall time for cameras); the rest are skipped")
-    video.add_argument("--max-frames", type=int, metavar="N", help="stop after N processed frames")
-    video.add_argument("--smoothing", type=float, default=0.5, metavar="ALPHA",
+    video.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N processed frames")
+    video.add_argument("--smoothing", type=unit_interval, default=0.5, metavar="ALPHA",
                        help="per-track EMA weight of the newest probabilities, in (0, 1]; 1 = none (default 0.5)")
-    video.add_argument("--reinfer-every", type=int, default=10, metavar="K",
+    video.add_argument("--reinfer-every", type=positive_int, default=10, metavar="K",
                        help="re-run the model for a track at least every K processed frames (default 10)")
-    video.add_argument("--box-change", type=float, default=0.3, metavar="T",
+    video.add_argument("--box-change", type=float_in(0.0, 1.0, low_open=False), default=0.3, metavar="T",
                        help="… or when its box changed: IoU with the last classified box below 1-T (default 0.3)")
     video.add_argument("--no-skip", action="store_true", help="run the model on every face of every frame")
-    video.add_argument("--iou", type=float, default=0.3, help="tracker: minimum IoU to continue a track (0.3)")
-    video.add_argument("--max-missed", type=int, default=10,
+    video.add_argument("--iou", type=unit_interval, default=0.3, help="tracker: minimum IoU to continue a track (0.3)")
+    video.add_argument("--max-missed", type=nonnegative_int, default=10,
                        help="tracker: frames a track survives undetected (default 10)")
-    video.add_argument("--detect-width", type=int, metavar="W", help="downscale frames wider than W for detection")
-    video.add_argument("--queue", type=int, default=8, help="bounded frame queue length (default 8)")
+    video.add_argument("--detect-width", type=positive_int, metavar="W",
+                       help="downscale frames wider than W for detection")
+    video.add_argument("--queue", type=positive_int, default=8, help="bounded frame queue length (default 8)")
     video.add_argument("--realtime", action="store_true",
                        help="drop frames when processing falls behind (always on for cameras)")
-    video.add_argument("--jobs", type=int, default=2, help="async inference requests in flight (default 2)")
+    video.add_argument("--jobs", type=positive_int, default=2, help="async inference requests in flight (default 2)")
     video.add_argument("--tracks", type=Path, metavar="CSV|DIR",
                        help="per-track summary CSV (a directory with several videos; default: next to --annotate)")
-    video.add_argument("--stats", type=Path, metavar="FILE", help="write run statistics (fps, inferences, dropped "
-                       "and corrupt frames, memory) as JSON")
-    video.add_argument("--memory-every", type=int, default=0, metavar="N",
+    video.add_argument("--stats", type=output_file, metavar="FILE",
+                       help="write run statistics (fps, inferences, dropped and corrupt frames, memory) as JSON")
+    video.add_argument("--memory-every", type=nonnegative_int, default=0, metavar="N",
                        help="sample resident memory every N frames into the statistics (default off)")
 
 
@@ -82,18 +93,26 @@ class Tally:
 
 
 def _expand(sources: list[Path], tally: Tally) -> list[Path]:
+    """Files to process; missing paths and unsupported files become failures before any model work."""
     from feredge.preprocess.image_io import is_image_path, is_video_path
 
     files: list[Path] = []
     for source in sources:
         if source.is_dir():
-            found = sorted(p for p in source.iterdir() if p.is_file() and (is_image_path(p) or is_video_path(p)))
-            skipped = sorted(p for p in source.iterdir() if p.is_file() and p not in found)
-            for path in skipped:
-                tally.failed.append(f"{path}: unsupported extension {path.suffix or '(none)'!r}; skipped")
-            if not found and not skipped:
+            try:
+                entries = sorted(p for p in source.iterdir() if p.is_file())
+            except OSError as exc:
+                tally.failed.append(f"{source}: cannot list the directory ({exc.strerror})")
+                continue
+            found = [p for p in entries if is_image_path(p) or is_video_path(p)]
+            for path in entries:
+                if path not in found:
+                    tally.failed.append(f"{path}: unsupported extension {path.suffix or '(none)'!r}; skipped")
+            if not entries:
                 tally.failed.append(f"{source}: directory has no files")
             files.extend(found)
+        elif not source.exists():
+            tally.failed.append(f"{source}: no such file or directory")
         else:
             files.append(source)
     return files
@@ -128,32 +147,29 @@ def annotate(image: np.ndarray, faces: list[Any], scale: float = 1.0) -> np.ndar
 
 
 class _AnnotatedWriter:
-    """Writes an annotated image, or the annotated frames of a video, into the output directory."""
+    """Writes an annotated copy of an image into the output directory (videos: ``video.outputs``).
+
+    Encoded in memory and written by temp-and-rename: no path reaches OpenCV (a name that is not
+    UTF-8 crashed its writer) and a full disk never leaves half an image.
+    """
 
     def __init__(self, directory: Path | None, source: Path) -> None:
-        self.directory, self.source, self.video = directory, source, None
+        self.directory, self.source = directory, source
 
     def write(self, frame: np.ndarray, faces: list[Any], scale: float) -> None:
         import cv2
 
-        from feredge.preprocess.image_io import is_video_path
+        from feredge.errors import FeredgeError
 
         if self.directory is None:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        drawn = annotate(frame, faces, scale)
-        if not is_video_path(self.source):
-            cv2.imwrite(str(self.directory / f"{self.source.stem}.annotated.jpg"), drawn)
-            return
-        if self.video is None:
-            h, w = drawn.shape[:2]
-            path = self.directory / f"{self.source.stem}.annotated.mp4"
-            self.video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (w, h))
-        self.video.write(drawn)
+        ok, encoded = cv2.imencode(".jpg", annotate(frame, faces, scale))
+        if not ok:
+            raise FeredgeError(f"{self.source}: could not encode the annotated image")
+        write_bytes_atomic(self.directory / f"{self.source.stem}.annotated.jpg", encoded.tobytes())
 
     def close(self) -> None:
-        if self.video is not None:
-            self.video.release()
+        """Nothing held open (kept so callers can treat image and video writers alike)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -162,23 +178,24 @@ def run(args: argparse.Namespace) -> int:
     from feredge.preprocess.image_io import is_video_path
     from feredge.runtimes.pipeline import Pipeline
 
-    if args.every < 1:
-        raise FeredgeError(f"--every must be at least 1, got {args.every}")
-    bundle = args.bundle or ensure_default_bundle(quiet=args.json)
     tally = Tally()
     if args.camera is not None and args.sources:
         raise FeredgeError("give either --camera or source files, not both")
     files: list[Path | int] = [args.camera] if args.camera is not None else list(
         _expand(args.sources or [demo_image_path()], tally))
+    if not files:  # nothing to run on: say so before loading (or exporting) a model
+        for failure in tally.failed:
+            print(f"feredge: error: {failure}", file=sys.stderr)
+        return 1
+    bundle = args.bundle or ensure_default_bundle(quiet=args.json)
     videos = [f for f in files if isinstance(f, int) or is_video_path(f)]
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-    sink = open(args.output, "w", encoding="utf-8") if args.output else None  # noqa: SIM115
+    sink: LineSink | None = None
     all_stats: list[dict[str, Any]] = []
     interrupted = False
     try:
         with Pipeline.from_bundle(bundle, runtime=args.runtime, detector=args.detector,
                                   threads=args.threads) as pipeline:
+            sink = LineSink(args.output) if args.output else None  # opened once the model loaded
             if args.align:
                 pipeline.spec = pipeline.spec.replace(alignment=args.align)
             for path in progress(files, total=len(files), desc="images", enabled=len(files) > 1):
@@ -196,9 +213,8 @@ def run(args: argparse.Namespace) -> int:
         if sink:
             sink.close()
         if args.stats and all_stats:
-            args.stats.parent.mkdir(parents=True, exist_ok=True)
-            args.stats.write_text(json.dumps(all_stats[0] if len(all_stats) == 1 else all_stats, indent=2,
-                                             sort_keys=True, default=str) + "\n")
+            write_text_atomic(args.stats, json.dumps(all_stats[0] if len(all_stats) == 1 else all_stats,
+                                                     indent=2, sort_keys=True, default=str) + "\n")
     for failure in tally.failed:
         print(f"feredge: error: {failure}", file=sys.stderr)
     summary = (f"{tally.images} file(s), {tally.frames} frame(s), {tally.faces} face(s); "
@@ -210,13 +226,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _video_options(args: argparse.Namespace) -> Any:
-    from feredge.errors import FeredgeError
     from feredge.video.processor import VideoOptions
 
-    if not 0.0 < args.smoothing <= 1.0:
-        raise FeredgeError(f"--smoothing must be in (0, 1], got {args.smoothing}")
-    if args.reinfer_every < 1 or args.queue < 1 or args.jobs < 1:
-        raise FeredgeError("--reinfer-every, --queue and --jobs must be at least 1")
     return VideoOptions(
         every=args.every, max_fps=args.max_fps, smoothing=args.smoothing,
         reinfer_every=1 if args.no_skip else args.reinfer_every, box_change=args.box_change, iou_match=args.iou,
@@ -334,7 +345,7 @@ def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, 
 def _emit(record: dict[str, Any], as_json: bool, sink: Any) -> None:
     line = json.dumps(record, sort_keys=True)
     if sink is not None:
-        sink.write(line + "\n")
+        sink.write(line)
     if as_json:
         print(line)
     elif record.get("status") == "no_face":

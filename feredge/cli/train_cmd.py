@@ -7,7 +7,17 @@ import json
 import sys
 from pathlib import Path
 
+from feredge.cli.args import (
+    float_in,
+    int_at_least,
+    nonnegative_float,
+    nonnegative_int,
+    output_dir,
+    positive_float,
+    positive_int,
+)
 from feredge.cli.common import add_json_flag, print_json
+from feredge.fileio import write_text_atomic
 
 NAME = "train"
 HELP = "train a registered model on a FER dataset (checkpoints: safetensors + JSON sidecar)"
@@ -24,29 +34,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="dataset root or CSV")
     parser.add_argument("--format", default="folder",
                         help="folder, fer2013, ferplus, rafdb, affectnet, affectnet7, affectnet8 (default folder)")
-    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="run directory (default runs/train)")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--out", type=output_dir, default=Path("runs/train"), help="run directory (default runs/train)")
+    parser.add_argument("--epochs", type=positive_int, default=10)
+    parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
-    parser.add_argument("--lr", type=float, default=0.01)
-    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--lr", type=positive_float, default=0.01)
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=1e-4)
     parser.add_argument("--schedule", choices=("cosine", "step"), default="cosine")
-    parser.add_argument("--step-size", type=int, default=30, help="epochs per ×gamma step (step schedule)")
-    parser.add_argument("--gamma", type=float, default=0.1)
-    parser.add_argument("--warmup-epochs", type=int, default=0)
+    parser.add_argument("--step-size", type=positive_int, default=30, help="epochs per ×gamma step (step schedule)")
+    parser.add_argument("--gamma", type=positive_float, default=0.1)
+    parser.add_argument("--warmup-epochs", type=nonnegative_int, default=0)
     parser.add_argument("--loss", choices=OBJECTIVE_NAMES, help="objective (default: the seed's own)")
-    parser.add_argument("--dropout", type=float,
+    parser.add_argument("--dropout", type=float_in(0.0, 1.0, low_open=False, high_open=True),
                         help="training-time rate of every Dropout layer (default: the model's own)")
     parser.add_argument("--init", metavar="pretrained|CHECKPOINT",
                         help="fine-tune: start from the model's shipped weights or from a checkpoint of it")
     parser.add_argument("--teacher", type=Path, help="teacher checkpoint for --loss ldl")
-    parser.add_argument("--temperature", type=float, default=2.0, help="teacher softmax temperature (ldl)")
-    parser.add_argument("--input-size", type=int, help="square input side, overriding the model's spec")
+    parser.add_argument("--temperature", type=positive_float, default=2.0, help="teacher softmax temperature (ldl)")
+    parser.add_argument("--input-size", type=int_at_least(8), help="square input side, overriding the model's spec")
     parser.add_argument("--balanced", action="store_true", help="class-balanced sampling")
     parser.add_argument("--class-weighted", action="store_true", help="class-weighted cross-entropy")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch CPU threads")
-    parser.add_argument("--max-minutes", type=float, help="stop after this many minutes (after the current batch)")
+    parser.add_argument("--threads", type=positive_int, help="torch CPU threads")
+    parser.add_argument("--max-minutes", type=positive_float,
+                        help="stop after this many minutes (after the current batch)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     add_json_flag(parser, "the training history")
 
@@ -65,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     )
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
     result = Trainer(config, log=log).run()
-    (args.out / "history.json").write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
+    write_text_atomic(args.out / "history.json", json.dumps(result.to_dict(), indent=2) + "\n")
     if args.json:
         print_json(result.to_dict())
     else:

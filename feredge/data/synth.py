@@ -622,8 +622,10 @@ def write_folder(
         rendered = _render_all(indices, seed, size, config, stream, workers)
         for i, (image, soft) in zip(indices, rendered, strict=True):
             rel = f"{split}/{SYNTH_LABELS[i % len(SYNTH_LABELS)]}/{i:06d}.png"
-            if not cv2.imwrite(str(root / rel), image):
-                raise FeredgeError(f"cannot write {root / rel}")
+            ok, encoded = cv2.imencode(".png", image)  # no path reaches OpenCV (non-UTF-8 names crash it)
+            if not ok:
+                raise FeredgeError(f"cannot encode {root / rel}")
+            (root / rel).write_bytes(encoded.tobytes())
             if soft is not None:
                 soft_rows.append([split, rel, *(f"{v:.6f}" for v in soft)])
         written[split] = len(indices)
