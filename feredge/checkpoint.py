@@ -116,9 +116,19 @@ def load_checkpoint(path: str | Path) -> tuple[Any, CheckpointMeta]:
         state = load_file(str(weights))
     except SafetensorError as exc:
         raise FeredgeError(f"{weights}: not a valid safetensors file ({exc})") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if missing or unexpected:
-        raise FeredgeError(
-            f"{weights}: weights do not fit model {meta.model} (missing {len(missing)}, unexpected {len(unexpected)})"
-        )
+    check_weights_fit(model, state, f"{weights}: weights do not fit model {meta.model}")
+    model.load_state_dict(state)
     return model, meta
+
+
+def check_weights_fit(model: Any, state: dict[str, Any], what: str) -> None:
+    """Names and shapes of ``state`` against ``model``: a one-line error instead of torch's multi-line one."""
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [f"{name} {tuple(state[name].shape)} (model: {tuple(tensor.shape)})" for name, tensor in expected.items()
+             if name in state and tuple(state[name].shape) != tuple(tensor.shape)]
+    if missing or unexpected or wrong:
+        parts = [f"{len(missing)} missing" if missing else "", f"{len(unexpected)} unexpected" if unexpected else "",
+                 f"{len(wrong)} of the wrong shape, e.g. {wrong[0]}" if wrong else ""]
+        raise FeredgeError(f"{what} ({', '.join(p for p in parts if p)})")

@@ -365,6 +365,7 @@ class Trainer:
 
     def _restore(self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                  objective: Any) -> tuple[int, float, list[EpochRecord]]:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         state_json = run_dir / "trainer_state.json"
@@ -377,7 +378,7 @@ class Trainer:
         try:
             info = json.loads(state_json.read_text(encoding="utf-8"))
             tensors = load_file(str(run_dir / "trainer_state.safetensors"))
-        except (json.JSONDecodeError, OSError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, SafetensorError, OSError) as exc:
             raise FeredgeError(f"{run_dir}: trainer state unreadable ({exc})") from None
         if info["epoch"] != meta.extra.get("epoch"):
             raise FeredgeError(f"{run_dir}: trainer state (epoch {info['epoch']}) does not match the last checkpoint")
