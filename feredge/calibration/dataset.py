@@ -188,7 +188,9 @@ def _load_array(path: Path, shown: str) -> np.ndarray:
     except FeredgeError:
         raise
     except ValueError as exc:
-        why = "it holds pickled objects, which are never loaded" if "pickle" in str(exc) else _one_line(exc)
+        # object arrays need pickle: np.load says so ("pickled"), or its memory map does ("Python objects")
+        pickled = "pickle" in str(exc) or "Python objects" in str(exc)
+        why = "it holds pickled objects, which are never loaded" if pickled else _one_line(exc)
         raise FeredgeError(f"--calib {shown}: not a plain NumPy array file ({why}); save the faces as "
                            "a float32 (N, C, H, W) array with np.save") from None
     except (OSError, EOFError, zipfile.BadZipFile) as exc:

@@ -353,7 +353,7 @@ def _stat_checked(path: Path, source: str, max_bytes: int) -> int:
 
 def probe_image(path: str | Path, *, source: str | None = None, max_pixels: int = MAX_PIXELS,
                 max_bytes: int = MAX_DECODED_BYTES) -> ImageHeader:
-    """Every check :func:`decode_image` makes, without decoding: header, limits, truncation.
+    """Every check :func:`decode_image` makes, without decoding: truncation, header, limits.
 
     Reads the header and the last bytes; the whole file only when its end marker is not in the
     last 64 bytes (data after the marker, or truly truncated).
@@ -363,9 +363,6 @@ def probe_image(path: str | Path, *, source: str | None = None, max_pixels: int 
     size = _stat_checked(path, source, max_bytes)
     try:
         with open(path, "rb") as handle:
-            header = read_header(handle, source)
-            check_limits(header, source, max_pixels=max_pixels, max_bytes=max_bytes)
-            handle.seek(0)
             head = handle.read(32)
             handle.seek(max(0, size - _TAIL))
             tail = handle.read()
@@ -374,6 +371,9 @@ def probe_image(path: str | Path, *, source: str | None = None, max_pixels: int 
                 reason = truncation_reason(handle.read())
                 if reason:
                     raise _fail(source, reason)
+            handle.seek(0)
+            header = read_header(handle, source)
+            check_limits(header, source, max_pixels=max_pixels, max_bytes=max_bytes)
     except OSError as exc:
         raise _fail(source, f"cannot read ({exc.strerror or exc})") from None
     return header
@@ -393,11 +393,11 @@ def decode_image(path: str | Path, *, source: str | None = None, max_pixels: int
         data = path.read_bytes()
     except OSError as exc:
         raise _fail(source, f"cannot read ({exc.strerror or exc})") from None
-    header = read_header(io.BytesIO(data), source)
-    check_limits(header, source, max_pixels=max_pixels, max_bytes=max_bytes)
-    reason = truncation_reason(data)
+    reason = truncation_reason(data)  # first: a cut-off file's header may be unreadable too
     if reason:
         raise _fail(source, reason)
+    header = read_header(io.BytesIO(data), source)
+    check_limits(header, source, max_pixels=max_pixels, max_bytes=max_bytes)
     array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if array is None or array.size == 0:
         raise _fail(source, "corrupt or truncated image data")

@@ -192,8 +192,12 @@ class JsonLines:
         text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
         if self._fd is None:
             assert self.stream is not None
-            self.stream.write(text)
-            self.stream.flush()
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except OSError as exc:
+                name = display_path(str(getattr(self.stream, "name", "the JSON lines stream")))
+                raise FeredgeError(f"cannot write {name}: {exc.strerror or exc}") from None
         else:
             self._write_whole(text.encode("utf-8"))
         self.lines += len(records)
