@@ -32,6 +32,7 @@ import contextlib
 import io
 import os
 import shutil
+import stat
 import struct
 import tempfile
 from collections.abc import Iterator
@@ -344,6 +345,8 @@ def _stat_checked(path: Path, source: str, max_bytes: int) -> int:
         raise _fail(source, f"cannot read ({exc.strerror or exc})") from None
     if path.is_dir():
         raise _fail(source, "is a directory, not an image")
+    if not stat.S_ISREG(st.st_mode):  # a FIFO or device would block or never end
+        raise _fail(source, "not a regular file")
     if st.st_size == 0:
         raise _fail(source, "empty file (0 bytes)")
     if st.st_size > max_bytes:

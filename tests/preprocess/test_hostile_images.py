@@ -183,3 +183,10 @@ def test_display_path_escapes_undecodable_bytes():
     assert display_path(os.fsdecode(b"a\xff\xfe.jpg")) == "a\\xff\\xfe.jpg"
     assert display_path("caf\u00e9.jpg") == "caf\u00e9.jpg"
     assert display_path(b"b\xff.png") == "b\\xff.png"
+
+
+@pytest.mark.parametrize("check", [probe_image, decode_image], ids=lambda f: f.__name__)
+def test_a_fifo_named_like_an_image_is_refused_without_blocking(check, tmp_path):
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(ImageError, match=r"pipe\.jpg: not a regular file$"):
+        check(tmp_path / "pipe.jpg")

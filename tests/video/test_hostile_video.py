@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -185,3 +186,40 @@ def test_track_csv_onto_a_directory_is_one_line_and_keeps_it(tmp_path):
     with pytest.raises(FeredgeError, match=r"cannot write .*t\.csv: Is a directory"):
         write_track_csv(tmp_path / "t.csv", [TrackRow(1, history)], fps=25)
     assert (tmp_path / "t.csv").is_dir() and sorted(os.listdir(tmp_path)) == ["t.csv"]
+
+
+def _infer(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    from tests.video.test_video_cli import _cmd, _env
+
+    return subprocess.run(_cmd(*map(str, args)), capture_output=True, text=True, errors="replace", env=_env(),
+                          cwd=cwd, timeout=300)
+
+
+def test_cli_video_with_non_utf8_names_runs_and_writes_every_output(clip, tmp_path, tiny_bundle):
+    path = tmp_path / non_utf8_name("clip", ".avi")
+    path.write_bytes(clip.read_bytes())
+    out = tmp_path / non_utf8_name("out", "")
+    result = _infer(path, "--bundle", tiny_bundle, "--annotate", out, "--output", out / "faces.jsonl", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    stem = Path(path).stem
+    assert sorted(os.listdir(out)) == sorted([f"{stem}.annotated.mp4", f"{stem}.tracks.csv", "faces.jsonl"])
+    frames, _ = _read_all(out / f"{stem}.annotated.mp4")
+    assert len(frames) == CLIP.frames
+    records = [json.loads(line) for line in (out / "faces.jsonl").read_text().splitlines()]
+    assert {r["frame"] for r in records} == set(range(CLIP.frames))
+    assert {r["source"] for r in records} == {display_path(path)}
+
+
+def test_cli_truncated_video_reports_missing_frames(clip, tmp_path, tiny_bundle):
+    path = _truncated_copy(clip, tmp_path, 0.5)
+    result = _infer(path, "--bundle", tiny_bundle, cwd=tmp_path)
+    _, stats = _read_all(path)
+    assert result.returncode == 0 and f"corrupt 0, missing {stats.missing}," in result.stderr
+    assert stats.missing > 0
+
+
+def test_cli_negative_camera_is_one_error_line(tmp_path, tiny_bundle):
+    result = _infer("--camera", "-1", "--bundle", tiny_bundle, cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("feredge: error:")]
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert errors == ["feredge: error: --camera must be 0 or above (0 is the first camera), got -1"]
