@@ -16,17 +16,20 @@ Selection is deterministic (a seeded permutation), so a bundle's calibration can
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.preprocess.image_io import display_path
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import normalise
 
 IMAGES_FORMAT = "images"
 DEFAULT_SIZE = 256
+MAX_NPZ_BYTES = 2 * 2**30  # an .npz member is unpacked whole; 2 GiB is ~130,000 3x64x64 float faces
 
 
 @dataclass
@@ -84,7 +87,7 @@ def from_images(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], *, si
     root = Path(path)
     files = sorted(p for p in root.rglob("*") if p.is_file() and is_image_path(p)) if root.is_dir() else [root]
     if not files:
-        raise FeredgeError(f"--calib {root}: no images found")
+        raise FeredgeError(f"--calib {display_path(root)}: no images found")
     detector = create_detector(spec.detector)
     batches, sources, skipped = [], [], []
     for file in files:
@@ -93,18 +96,21 @@ def from_images(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], *, si
         try:
             decoded = read_image(file)
         except FeredgeError as exc:
-            skipped.append((str(file), str(exc)))
+            skipped.append((display_path(file), str(exc)))
             continue
         boxes = detector.detect(decoded.image)
         if not boxes:
-            skipped.append((str(file), "no face detected"))
+            skipped.append((display_path(file), "no face detected"))
             continue
         batches.append(preprocess_faces(decoded.image, boxes, spec))
-        sources += [f"{file.relative_to(root) if root.is_dir() else file.name}#{i}" for i in range(len(boxes))]
+        name = display_path(file.relative_to(root) if root.is_dir() else file.name)
+        sources += [f"{name}#{i}" for i in range(len(boxes))]
     if not batches:
-        raise FeredgeError(f"--calib {root}: no face found in {len(files)} images by the {spec.detector.name} detector")
+        raise FeredgeError(f"--calib {display_path(root)}: no face found in {len(files)} images by the "
+                           f"{spec.detector.name} detector")
     batch = np.concatenate(batches)[:size]
-    return CalibrationSet(batch, sources[:size], None, tuple(labels), str(root), IMAGES_FORMAT, None, skipped)
+    return CalibrationSet(batch, sources[:size], None, tuple(labels), display_path(root), IMAGES_FORMAT, None,
+                          skipped)
 
 
 def build_calibration_set(path: str | Path, spec: PreprocessSpec, labels: tuple[str, ...], *,
@@ -112,16 +118,17 @@ def build_calibration_set(path: str | Path, spec: PreprocessSpec, labels: tuple[
                           seed: int = 0, reference: np.ndarray | None = None) -> CalibrationSet:
     """Calibration faces from ``path``. ``fmt="auto"``: a class-per-folder dataset when the folder
     is one (``folder`` format), a ``.npy`` of prepared NCHW faces, ``reference`` for the shared
-    reference faces (the shipped photo + LFW), otherwise the photos in the folder (``images``)."""
+    reference faces (the shipped photo + LFW), otherwise the photos in the folder (``images``).
+    A ``.npz`` holding exactly one such array is accepted like a ``.npy``; neither may hold pickles."""
     if str(path) == "reference" or fmt == "reference":
         batch = reference if reference is not None else _reference(spec)
         return CalibrationSet(batch[:size], [f"reference#{i}" for i in range(min(size, len(batch)))], None,
                               tuple(labels), "reference", "reference", None)
     path = Path(path)
-    if path.suffix == ".npy" or fmt == "npy":
+    if path.suffix.lower() in (".npy", ".npz") or fmt in ("npy", "npz"):
         return _from_npy(path, spec, labels, size)
     if not path.exists():
-        raise FeredgeError(f"--calib {path}: no such file or folder")
+        raise FeredgeError(f"--calib {display_path(path)}: no such file or folder")
     if size < 1:
         raise FeredgeError(f"calibration size must be at least 1, got {size}")
     if fmt == "auto":
@@ -157,12 +164,56 @@ def _reference(spec: PreprocessSpec) -> np.ndarray:
     return reference_faces(spec).batch
 
 
+def _load_array(path: Path, shown: str) -> np.ndarray:
+    """The one array in a ``.npy`` (memory-mapped) or single-array ``.npz``, never unpickled.
+
+    ``np.load(allow_pickle=False)`` refuses pickled data with a ValueError; that and every other
+    way a hostile or broken file fails to load (truncated, not NumPy data, a zip that is not an
+    npz) becomes one line. Memory-mapping means only the ``size`` faces used are read.
+    """
+    try:
+        loaded = np.load(path, allow_pickle=False, mmap_mode="r")
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                names = list(loaded.files)
+                if len(names) != 1:
+                    raise FeredgeError(f"--calib {shown}: the .npz holds {len(names)} arrays {names[:5]}; "
+                                       "save one (N, C, H, W) float array with np.save")
+                unpacked = loaded.zip.getinfo(f"{names[0]}.npy").file_size
+                if unpacked > MAX_NPZ_BYTES:  # an npz cannot be memory-mapped: it is unpacked whole
+                    raise FeredgeError(f"--calib {shown}: the array unpacks to {unpacked / 2**30:.1f} GiB, above "
+                                       f"{MAX_NPZ_BYTES / 2**30:.0f} GiB; save it as .npy (read lazily)")
+                return np.asarray(loaded[names[0]])
+        return loaded
+    except FeredgeError:
+        raise
+    except ValueError as exc:
+        # object arrays need pickle: np.load says so ("pickled"), or its memory map does ("Python objects")
+        pickled = "pickle" in str(exc) or "Python objects" in str(exc)
+        why = "it holds pickled objects, which are never loaded" if pickled else _one_line(exc)
+        raise FeredgeError(f"--calib {shown}: not a plain NumPy array file ({why}); save the faces as "
+                           "a float32 (N, C, H, W) array with np.save") from None
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise FeredgeError(f"--calib {shown}: cannot read NumPy data ({_one_line(exc)})") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _from_npy(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], size: int) -> CalibrationSet:
+    shown = display_path(path)
     if not path.is_file():
-        raise FeredgeError(f"--calib {path}: no such file")
-    data = np.load(path, allow_pickle=False)
+        raise FeredgeError(f"--calib {shown}: no such file")
+    data = _load_array(path, shown)
+    if not (np.issubdtype(data.dtype, np.floating) or np.issubdtype(data.dtype, np.integer)):
+        raise FeredgeError(f"--calib {shown}: dtype {data.dtype} is not numeric; save float32 faces")
     if data.ndim != 4 or tuple(data.shape[1:]) != tuple(spec.input_shape):
-        raise FeredgeError(f"--calib {path}: shape {data.shape} is not (N, {', '.join(map(str, spec.input_shape))})")
+        raise FeredgeError(f"--calib {shown}: shape {data.shape} is not (N, {', '.join(map(str, spec.input_shape))})")
+    if len(data) == 0:
+        raise FeredgeError(f"--calib {shown}: holds no faces (shape {data.shape})")
     batch = np.ascontiguousarray(data[:size], dtype=np.float32)
-    return CalibrationSet(batch, [f"{path.name}#{i}" for i in range(len(batch))], None, tuple(labels), str(path),
-                          "npy", None)
+    if not np.isfinite(batch).all():
+        raise FeredgeError(f"--calib {shown}: holds NaN or infinite values; calibration needs finite inputs")
+    return CalibrationSet(batch, [f"{display_path(path.name)}#{i}" for i in range(len(batch))], None, tuple(labels),
+                          shown, "npy", None)

@@ -4,7 +4,16 @@ Every loader reads the files exactly as the datasets ship them and returns sampl
 plus a list of (source, reason) for every row it refused. A malformed row never becomes a sample
 with a guessed label: it is skipped and counted, so a user can see "312 rows skipped: bad pixel
 count" instead of training on garbage. Whole-dataset problems (missing file, unknown format, empty
-split) raise :class:`FeredgeError` with one line.
+split, unreadable file) raise :class:`FeredgeError` with one line.
+
+Hostile input is handled the same way, row by row (a batch with some bad items keeps the good
+ones and reports the bad ones): a CSV or list line that is not UTF-8 text is a skipped row ("not
+UTF-8 text", with its file and line), not a UnicodeDecodeError for the whole file; a FER2013
+pixel that overflows int64 or lies outside 0-255 is a skipped row. Every image file a sample
+points at passes :func:`feredge.preprocess.image_io.probe_image` at load time (header, pixel and
+decoded-bytes limits, truncation; no decode), so a truncated JPEG or a 400 MP PNG is a skipped
+item with its reason, never a sample; decoding later goes through the same checked decoder.
+AffectNet paths that leave the image root (absolute, ``..``) are skipped too.
 
 Formats are looked up in :data:`FORMATS` (name -> loader); adding a format is adding an entry.
 """
@@ -15,13 +24,14 @@ import csv
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from feredge.data.records import FerDataset, Sample, canonical_label
 from feredge.errors import FeredgeError
 from feredge.labels import AFFECTNET_7, AFFECTNET_8, FER2013_7, LABEL_SETS, RAFDB_7
+from feredge.preprocess.image_io import ImageError, display_path, probe_image
 
 SPLITS = ("train", "val", "test")
 # Split spellings found in the wild, folded to train / val / test.
@@ -81,21 +91,51 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+NOT_UTF8 = "not UTF-8 text"
+
+
+def _is_text(value: str) -> bool:
+    """False for text read with ``surrogateescape`` that held bytes which are not UTF-8."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _open_text(path: Path) -> IO[str]:
+    """A dataset text file, opened so that bytes that are not UTF-8 become surrogate escapes.
+
+    Strict decoding would end the whole load in a UnicodeDecodeError at the first bad byte; with
+    ``surrogateescape`` each line still parses and the rows holding such bytes are skipped by
+    their callers (:func:`_is_text`). OS errors (unreadable file, a folder) are one line.
+    """
+    try:
+        return open(path, newline="", encoding="utf-8-sig", errors="surrogateescape")
+    except OSError as exc:
+        raise FeredgeError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from None
+
+
+def _csv_header(reader: Any, path: Path) -> list[str]:
+    try:
+        return [h.strip() for h in next(reader)]
+    except StopIteration:
+        raise FeredgeError(f"{display_path(path)}: empty CSV file") from None
+    except csv.Error as exc:
+        raise FeredgeError(f"{display_path(path)}: unreadable CSV header ({exc})") from None
+
+
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, str]]:
     """(line number, row or None, reason) for each data row; header names are trimmed.
 
     Rows whose field count differs from the header's are yielded as None with a reason, since
-    csv.DictReader would otherwise pad them with None or fold extras into a list silently.
+    csv.DictReader would otherwise pad them with None or fold extras into a list silently; so are
+    rows holding bytes that are not UTF-8 (see :func:`_open_text`).
     """
     _require(path, "CSV file")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
+    with _open_text(path) as handle:
         reader = csv.reader(handle)
-        try:
-            header = [h.strip() for h in next(reader)]
-        except StopIteration:
-            raise FeredgeError(f"{path}: empty CSV file") from None
-        except csv.Error as exc:
-            raise FeredgeError(f"{path}: unreadable CSV header ({exc})") from None
+        header = _csv_header(reader, path)
         while True:
             try:
                 fields = next(reader)
@@ -104,7 +144,12 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, str]]:
             except csv.Error:
                 yield reader.line_num, None, "malformed CSV row"
                 continue
+            except OSError as exc:
+                raise FeredgeError(f"cannot read {display_path(path)}: {exc.strerror or exc}") from None
             if not fields or all(not f.strip() for f in fields):
+                continue
+            if not all(_is_text(f) for f in fields):
+                yield reader.line_num, None, NOT_UTF8
                 continue
             if len(fields) != len(header):
                 yield reader.line_num, None, f"expected {len(header)} fields, got {len(fields)}"
@@ -113,11 +158,12 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str] | None, str]]:
 
 
 def _need_columns(path: Path, columns: Sequence[str]) -> None:
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        header = [h.strip() for h in next(csv.reader(handle), [])]
+    with _open_text(path) as handle:
+        header = _csv_header(csv.reader(handle), path)
     missing = [c for c in columns if c not in header]
     if missing:
-        raise FeredgeError(f"{path}: missing CSV columns {missing} (found {header})")
+        shown = [display_path(h) for h in header]
+        raise FeredgeError(f"{display_path(path)}: missing CSV columns {missing} (found {shown})")
 
 
 def _parse_int(text: str | None) -> int | None:
@@ -131,6 +177,8 @@ def _parse_pixels(text: str) -> tuple[np.ndarray | None, str]:
     """48x48 uint8 image from FER2013's space-separated ints, or None and why not."""
     try:
         values = np.array(text.split(), dtype=np.int64)
+    except OverflowError:  # a digit string too long for int64: certainly not a 0-255 pixel
+        return None, "pixel value out of 0-255"
     except ValueError:
         return None, "non-integer pixel value"
     if values.size != FER_SIDE * FER_SIDE:
@@ -243,6 +291,19 @@ def load_ferplus(path: Path, votes: str | Path | None = None, **_: Any) -> Loade
     return out
 
 
+def _image_ok(out: Loaded, source: str, image: Path) -> bool:
+    """Whether ``image`` can become a sample; if not, it is skipped with the probe's reason."""
+    if not image.is_file():
+        out.skip(source, "missing image")
+        return False
+    try:
+        probe_image(image, source=source)
+    except ImageError as exc:
+        out.skip(source, exc.reason)
+        return False
+    return True
+
+
 def _split_from_name(name: str) -> str | None:
     return SPLIT_ALIASES.get(name.split("_", 1)[0].lower())
 
@@ -258,11 +319,14 @@ def load_rafdb(path: Path, **_: Any) -> Loaded:
     _require(list_path, "RAF-DB label list (EmoLabel/list_patition_label.txt)")
     image_dir = root / "Image" / "aligned"
     out = Loaded(RAFDB_7)
-    with open(list_path, encoding="utf-8") as handle:
+    with _open_text(list_path) as handle:
         for line_no, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             source = f"{list_path.name}:{line_no}"
+            if not _is_text(line):
+                out.skip(source, NOT_UTF8)
+                continue
             parts = line.split()
             if len(parts) != 2:
                 out.skip(source, "expected '<file> <label>'")
@@ -278,10 +342,8 @@ def load_rafdb(path: Path, **_: Any) -> Loaded:
                 continue
             stem, suffix = Path(name).stem, Path(name).suffix or ".jpg"
             image = image_dir / f"{stem}_aligned{suffix}"
-            if not image.is_file():
-                out.skip(source, "missing image")
-                continue
-            out.add(split, Sample(source=name, label=label - 1, path=image))
+            if _image_ok(out, source, image):
+                out.add(split, Sample(source=name, label=label - 1, path=image))
     return out
 
 
@@ -330,13 +392,13 @@ def _affectnet(path: Path, view: tuple[str, ...], image_root: str | Path | None 
             if x is None or y is None or w is None or h is None or w <= 0 or h <= 0:
                 out.skip(source, "bad face box")
                 continue
-            image = root / row["subDirectory_filePath"].strip()
-            if not image.is_file():
-                out.skip(source, "missing image")
-                continue
-            box = (x, y, w, h)
             rel = row["subDirectory_filePath"].strip()
-            out.add(split, Sample(source=rel, label=code, path=image, box=box))
+            if Path(rel).is_absolute() or ".." in Path(rel).parts:
+                out.skip(source, "image path leaves the image root")
+                continue
+            image = root / rel
+            if _image_ok(out, source, image):
+                out.add(split, Sample(source=rel, label=code, path=image, box=(x, y, w, h)))
     return out
 
 
@@ -391,7 +453,7 @@ def _read_soft_labels(root: Path, labels: tuple[str, ...], out: Loaded) -> dict[
         except ValueError as exc:
             out.skip(source, f"bad soft label ({exc})")
             continue
-        if soft.min() < 0 or soft.sum() <= 0:
+        if not np.isfinite(soft).all() or soft.min() < 0 or soft.sum() <= 0:
             out.skip(source, "soft label is not a distribution")
             continue
         table[row.get("path", "").strip()] = soft / soft.sum()
@@ -425,10 +487,12 @@ def load_folder(path: Path, labels: Sequence[str] | None = None, **_: Any) -> Lo
                 if image.suffix.lower() not in IMAGE_SUFFIXES or not image.is_file():
                     continue
                 rel = image.relative_to(root).as_posix()
+                source = display_path(rel)
                 if label is None:
-                    out.skip(rel, f"folder '{class_dir.name}' is not a label")
+                    out.skip(source, f"folder '{display_path(class_dir.name)}' is not a label")
                     continue
-                out.add(split, Sample(source=rel, label=label, path=image, soft=soft_table.get(rel)))
+                if _image_ok(out, source, image):
+                    out.add(split, Sample(source=source, label=label, path=image, soft=soft_table.get(rel)))
     return out
 
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.preprocess.image_io import ImageError, decode_image, display_path
 
 # Spellings used by the dataset files for the same expression; matching is by canonical name.
 LABEL_ALIASES = {
@@ -63,14 +64,18 @@ FaceRecord = Sample
 
 
 def load_image_file(path: Path, source: str = "") -> np.ndarray:
-    """Decode an image as BGR or gray uint8; 16-bit and alpha inputs are reduced, failures raise."""
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if data is None:
-        raise FeredgeError(f"{source or path}: cannot decode image {path}")
+    """Decode an image as BGR or gray uint8; 16-bit and alpha inputs are reduced, failures raise.
+
+    Goes through the one checked decoder (:func:`feredge.preprocess.image_io.decode_image`): the
+    file is read by Python (any file name), the pixel and decoded-bytes limits and truncation are
+    checked before OpenCV decodes anything. Gray stays 2-D (FER sets are gray; a third of the memory).
+    """
+    data = decode_image(path, source=source or None)
     if data.dtype == np.uint16:
-        data = np.right_shift(np.asarray(data), 8).astype(np.uint8)
+        data = np.right_shift(data, 8, out=data).astype(np.uint8)
     elif data.dtype != np.uint8:
-        raise FeredgeError(f"{source or path}: unsupported pixel type {data.dtype}")
+        raise ImageError(f"{source or display_path(path)}: unsupported pixel type {data.dtype}",
+                         reason=f"unsupported pixel type {data.dtype}")
     if data.ndim == 3 and data.shape[2] == 4:
         data = cv2.cvtColor(data, cv2.COLOR_BGRA2BGR)
     elif data.ndim == 3 and data.shape[2] == 1:

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.preprocess.image_io import OpenCVName
 from feredge.preprocess.spec import DetectorSpec
 
 
@@ -65,7 +66,8 @@ class HaarDetector:
                 "install opencv-python-headless<5 or use --detector none"
             )
         path = Path(cascade_dir) / "haarcascade_frontalface_default.xml"
-        self.cascade = cv2.CascadeClassifier(str(path))
+        with OpenCVName(path) as name:  # an install path that is not UTF-8 must not reach OpenCV
+            self.cascade = cv2.CascadeClassifier(name.name)
         if self.cascade.empty():
             raise FeredgeError(f"cannot load Haar cascade {path}")
         self.spec = spec

@@ -1,17 +1,25 @@
 """What a video run writes: an annotated video, JSON lines per face per frame, a per-track CSV.
 
-Every writer is built to leave a valid file whenever the run stops, Ctrl-C included: JSON lines
-are written whole and flushed per frame (a reader never sees half a record), the CSV is written
-to a temporary file and renamed into place on close (complete or absent, never truncated), and
-the video writer is released on close so the container gets its index. The video command
-closes all of them in a ``finally``.
+Every writer is built to leave a valid file whenever the run stops, Ctrl-C and a full disk
+included: JSON lines are written whole per frame — one ``os.write`` of the frame's complete
+lines, and if the OS fails part-way (ENOSPC after a short write) the file is cut back to the last
+complete frame before the one-line error — so a reader never sees half a record; the CSV is built
+in memory and written through a temporary file renamed into place (complete or absent, never
+truncated); the video is written under a temporary name in the target folder, released (so the
+container gets its index) and renamed into place on close. The video command closes all of them
+in a ``finally``. No path reaches OpenCV in a form that can crash it: the video writer gets an
+:class:`~feredge.preprocess.image_io.OpenCVName`; images go through
+:func:`~feredge.preprocess.image_io.write_image` (``cv2.imencode`` + temp-and-rename).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -21,6 +29,7 @@ import numpy as np
 
 from feredge.errors import FeredgeError
 from feredge.preprocess.detect import Box
+from feredge.preprocess.image_io import OpenCVName, display_path, write_file_atomic, write_image
 from feredge.video.smoothing import TrackHistory
 
 _PALETTE = [(66, 135, 245), (60, 180, 75), (230, 25, 75), (255, 165, 0), (145, 30, 180), (70, 240, 240),
@@ -77,50 +86,141 @@ def draw_faces(image: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
 
 
 class AnnotatedVideo:
-    """Annotated frames into ``path`` (``.avi`` → MJPG, else mp4v); opened on the first frame."""
+    """Annotated frames into ``path`` (``.avi`` → MJPG, else mp4v); opened on the first frame.
+
+    Frames go to a temporary file next to ``path`` (reached by OpenCV through an
+    :class:`OpenCVName`, so any file name works); :meth:`close` releases the writer and renames the
+    finished video into place, so ``path`` never holds a video without its index.
+    """
 
     def __init__(self, path: Path, fps: float) -> None:
         self.path, self.fps = path, fps
         self.writer: Any = None
         self.frames = 0
+        self._tmp: str | None = None
+        self._alias: OpenCVName | None = None
+
+    def _open(self, width: int, height: int) -> None:
+        fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
+        shown = display_path(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".feredge-",
+                                             suffix=self.path.suffix if self.path.suffix.isascii() else ".mp4")
+            os.close(fd)
+        except OSError as exc:
+            raise FeredgeError(f"cannot write {shown}: {exc.strerror or exc}") from None
+        self._alias = OpenCVName(self._tmp)
+        self.writer = cv2.VideoWriter(self._alias.name, cv2.VideoWriter_fourcc(*fourcc), self.fps, (width, height))
+        if not self.writer.isOpened():
+            self._discard()
+            raise FeredgeError(f"{shown}: OpenCV cannot write {fourcc} video")
 
     def write(self, image: np.ndarray, faces: list[TrackedFace]) -> None:
         if self.writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fourcc = "MJPG" if self.path.suffix.lower() == ".avi" else "mp4v"
             h, w = image.shape[:2]
-            self.writer = cv2.VideoWriter(str(self.path), cv2.VideoWriter_fourcc(*fourcc), self.fps, (w, h))
-            if not self.writer.isOpened():
-                raise FeredgeError(f"{self.path}: OpenCV cannot write {fourcc} video")
+            self._open(w, h)
         self.writer.write(draw_faces(image, faces))
         self.frames += 1
 
-    def close(self) -> None:
+    def _discard(self) -> None:
         if self.writer is not None:
             self.writer.release()
             self.writer = None
+        if self._alias is not None:
+            self._alias.close()
+            self._alias = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self._tmp)
+            self._tmp = None
+
+    def close(self) -> None:
+        if self.writer is None:
+            return
+        self.writer.release()
+        self.writer = None
+        assert self._alias is not None and self._tmp is not None
+        self._alias.close()
+        self._alias = None
+        tmp, self._tmp = self._tmp, None
+        try:
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise FeredgeError(f"cannot write {display_path(self.path)}: {exc.strerror or exc}") from None
+
+
+def write_annotated_image(path: Path, image: np.ndarray, faces: list[TrackedFace]) -> None:
+    """``image`` with ``faces`` drawn, encoded by ``path``'s suffix and written atomically."""
+    write_image(path, draw_faces(image, faces))
 
 
 class JsonLines:
-    """One JSON object per line; each frame's lines are flushed together."""
+    """One JSON object per line; each frame's lines are written (and flushed) together, whole.
 
-    def __init__(self, stream: IO[str], *, owned: bool = False) -> None:
+    :meth:`open` writes a file through its descriptor (unbuffered): a frame's lines are one bytes
+    object, written until done; if the OS fails part-way, the file is truncated back to the end of
+    the last complete frame and the failure is a one-line :class:`FeredgeError` that says how
+    many records the file keeps. A text stream handed in (stdout) gets the frame's text in one
+    ``write`` and one ``flush``; a stream cannot be cut back, so that guarantee is the stream's.
+    Records are ASCII JSON (``ensure_ascii``), so names with undecodable bytes stay writable.
+    """
+
+    def __init__(self, stream: IO[str] | None, *, owned: bool = False) -> None:
         self.stream, self.owned = stream, owned
         self.lines = 0
+        self.path: Path | None = None
+        self._fd: int | None = None
+        self._committed = 0  # bytes of complete frames in the file
 
     @classmethod
     def open(cls, path: Path) -> JsonLines:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return cls(open(path, "w", encoding="utf-8"), owned=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        except OSError as exc:
+            raise FeredgeError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
+        sink = cls(None, owned=True)
+        sink.path, sink._fd = path, fd
+        return sink
 
     def write_frame(self, records: list[dict[str, Any]]) -> None:
-        if records:
-            self.stream.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in records))
-            self.stream.flush()
-            self.lines += len(records)
+        if not records:
+            return
+        text = "".join(json.dumps(r, sort_keys=True) + "\n" for r in records)
+        if self._fd is None:
+            assert self.stream is not None
+            try:
+                self.stream.write(text)
+                self.stream.flush()
+            except OSError as exc:
+                name = display_path(str(getattr(self.stream, "name", "the JSON lines stream")))
+                raise FeredgeError(f"cannot write {name}: {exc.strerror or exc}") from None
+        else:
+            self._write_whole(text.encode("utf-8"))
+        self.lines += len(records)
+
+    def _write_whole(self, data: bytes) -> None:
+        assert self._fd is not None and self.path is not None
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        except OSError as exc:
+            with contextlib.suppress(OSError):  # not possible on a pipe or /dev/full: nothing to cut
+                os.ftruncate(self._fd, self._committed)
+                os.lseek(self._fd, self._committed, os.SEEK_SET)
+            raise FeredgeError(f"cannot write {display_path(self.path)}: {exc.strerror or exc}; it keeps "
+                               f"the {self.lines} complete record(s) written before") from None
+        self._committed += len(data)
 
     def close(self) -> None:
-        if self.owned:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
+        elif self.owned and self.stream is not None:
             self.stream.close()
 
 
@@ -149,12 +249,14 @@ class TrackRow:
 
 
 def write_track_csv(path: Path, rows: list[TrackRow], fps: float) -> None:
-    """All tracks, sorted by id; written to ``path.tmp`` then renamed, so the CSV is never partial."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=TRACK_COLUMNS)
-        writer.writeheader()
-        for row in sorted(rows, key=lambda r: r.track_id):
-            writer.writerow(row.as_row(fps))
-    os.replace(tmp, path)
+    """All tracks, sorted by id; written through a temporary file and renamed, so never partial."""
+    buffer = io.StringIO(newline="")
+    writer = csv.DictWriter(buffer, fieldnames=TRACK_COLUMNS)
+    writer.writeheader()
+    for row in sorted(rows, key=lambda r: r.track_id):
+        writer.writerow(row.as_row(fps))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise FeredgeError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
+    write_file_atomic(path, buffer.getvalue().encode("utf-8"))

@@ -82,7 +82,8 @@ class VideoStats:
         saving = f" ({1 - self.inferences / self.faces:.0%} saved)" if self.faces else ""
         return (f"{self.source}: {self.frames} frame(s) at {self.fps:.1f} fps, {self.faces} face(s) seen, "
                 f"{self.inferences} inference(s){saving}, {self.tracks} track(s); dropped {s.dropped}, "
-                f"corrupt {s.corrupt}, skipped {s.skipped}" + ("; interrupted" if self.interrupted else ""))
+                f"corrupt {s.corrupt}, missing {s.missing}, skipped {s.skipped}"
+                + ("; interrupted" if self.interrupted else ""))
 
 
 @dataclass

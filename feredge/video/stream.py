@@ -10,7 +10,14 @@ with ``realtime=True`` it is played at its own frame rate, like a camera, and dr
 Bad frames: OpenCV answers a corrupt frame in the middle of a file (e.g. a damaged JPEG in an
 MJPG AVI) with ``read() == False``, exactly as at the end of the stream. The reader tells them
 apart by reading on: if a good frame follows within ``max_bad_run`` reads, the failures were
-corrupt frames — skipped and counted — otherwise the stream has ended.
+corrupt frames — skipped and counted — otherwise the stream has ended. Where the container
+announces its frame count (``CAP_PROP_FRAME_COUNT``), frames it announced but that never came
+(a truncated file, undecodable frames at the very end) are counted as *missing*, separately:
+from the end of a stream, a cut-off file and a corrupt tail look the same.
+
+Paths reach OpenCV through :class:`~feredge.preprocess.image_io.OpenCVName` (a file name that is
+not UTF-8 crashed ``cv2.VideoCapture``); a camera index must be 0 or above (``-1``, OpenCV's
+"any camera", crashed it when none was present): :func:`check_camera_index`.
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ import numpy as np
 
 from feredge.errors import FeredgeError
 from feredge.parity import softmax
-from feredge.preprocess.image_io import ImageError, to_bgr_u8
+from feredge.preprocess.image_io import ImageError, OpenCVName, display_path, open_capture, to_bgr_u8
 
 
 @dataclass
@@ -43,7 +50,8 @@ class Frame:
 @dataclass
 class StreamStats:
     read: int = 0  # frames decoded
-    corrupt: int = 0  # frames that failed to decode and were skipped
+    corrupt: int = 0  # frames that failed to decode and were skipped (a good frame followed)
+    missing: int = 0  # frames the container announced that never came (truncated file, corrupt tail)
     skipped: int = 0  # left out on purpose (--every, --max-fps)
     dropped: int = 0  # lost to back-pressure (queue full on a live source)
     queued: int = 0
@@ -60,18 +68,35 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+def check_camera_index(index: object) -> int:
+    """``index`` as a camera number, or a one-line :class:`FeredgeError` (negative, not an integer).
+
+    OpenCV reads -1 as "any camera" and crashed (segfault) when there was none; numbers from
+    0 up are device indices (``/dev/video<N>`` on Linux). For the CLI's ``--camera``.
+    """
+    if isinstance(index, bool) or not isinstance(index, int | np.integer):
+        raise FeredgeError(f"--camera takes a camera index (0 for the first camera), got {index!r}")
+    if index < 0:
+        raise FeredgeError(f"--camera must be 0 or above (0 is the first camera), got {index}")
+    return int(index)
+
+
 class CaptureSource:
     """A ``cv2.VideoCapture`` over a file path or a camera index."""
 
     def __init__(self, target: str | int | Path, *, max_bad_run: int = 25) -> None:
-        self.live = isinstance(target, int)
-        self.name = f"camera:{target}" if self.live else str(target)
-        if not self.live and not Path(str(target)).exists():
-            raise ImageError(f"{target}: no such file")
-        self.capture = cv2.VideoCapture(target if self.live else str(target))
-        if not self.capture.isOpened():
-            what = "camera" if self.live else "video (unsupported codec or not a video file)"
-            raise ImageError(f"{self.name}: cannot open {what}")
+        self.live = isinstance(target, int | np.integer) and not isinstance(target, bool)
+        self._alias: OpenCVName | None = None
+        if self.live:
+            index = check_camera_index(target)
+            self.name = f"camera:{index}"
+            self.capture = cv2.VideoCapture(index)
+            if not self.capture.isOpened():
+                self.capture.release()
+                raise ImageError(f"{self.name}: cannot open camera", reason="cannot open camera")
+        else:
+            self.name = display_path(str(target))
+            self.capture, self._alias = open_capture(Path(str(target)))
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else 25.0
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
@@ -79,29 +104,35 @@ class CaptureSource:
         self.max_bad_run = max_bad_run
 
     def frames(self, stats: StreamStats) -> Iterator[Frame]:
+        # ``index``: source position of the next good frame; failed reads are only counted as
+        # frames (corrupt) once a good frame follows them, so a final run of failures — the end of
+        # the stream — never inflates the position.
         index, bad_run, start = 0, 0, time.perf_counter()
         while True:
             ok, image = self.capture.read()
             if not ok or image is None:
                 bad_run += 1
-                if bad_run > self.max_bad_run or (self.frame_count is not None and index >= self.frame_count):
+                if bad_run > self.max_bad_run or (
+                        self.frame_count is not None and index + bad_run >= self.frame_count):
                     break
-                index += 1
                 continue
             if bad_run:  # failures followed by a good frame: they were corrupt frames
                 stats.corrupt += bad_run
+                index += bad_run
                 bad_run = 0
             stats.read += 1
             timestamp = time.perf_counter() - start if self.live else index / self.fps
             yield Frame(index, to_bgr_u8(image, f"{self.name}#{index}"), timestamp)
             index += 1
-        if self.frame_count is not None and stats.read and index < self.frame_count:
-            stats.corrupt += self.frame_count - index  # undecodable frames at the very end
+        if self.frame_count is not None and index < self.frame_count:
+            stats.missing += self.frame_count - index
         if stats.read == 0:
-            raise ImageError(f"{self.name}: video has no decodable frames")
+            raise ImageError(f"{self.name}: video has no decodable frames", reason="video has no decodable frames")
 
     def close(self) -> None:
         self.capture.release()
+        if self._alias is not None:
+            self._alias.close()
 
 
 class _End:
