@@ -11,3 +11,7 @@ class FeredgeError(Exception):
 
 class MissingBackendError(FeredgeError):
     """An optional back end (torch, OpenVINO, TensorRT, ...) is not installed."""
+
+
+class OutputError(FeredgeError):
+    """An output could not be written (full disk, read-only, no permission): ends the command, unlike a bad input."""

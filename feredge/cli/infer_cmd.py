@@ -31,7 +31,7 @@ from feredge.cli.args import (
     unit_interval,
 )
 from feredge.cli.common import ensure_default_bundle, progress
-from feredge.fileio import LineSink, write_bytes_atomic, write_text_atomic
+from feredge.fileio import LineSink, write_text_atomic
 
 NAME = "infer"
 HELP = "detect faces and classify their expressions in images, a directory or a video"
@@ -157,16 +157,10 @@ class _AnnotatedWriter:
         self.directory, self.source = directory, source
 
     def write(self, frame: np.ndarray, faces: list[Any], scale: float) -> None:
-        import cv2
+        from feredge.preprocess.image_io import write_image
 
-        from feredge.errors import FeredgeError
-
-        if self.directory is None:
-            return
-        ok, encoded = cv2.imencode(".jpg", annotate(frame, faces, scale))
-        if not ok:
-            raise FeredgeError(f"{self.source}: could not encode the annotated image")
-        write_bytes_atomic(self.directory / f"{self.source.stem}.annotated.jpg", encoded.tobytes())
+        if self.directory is not None:
+            write_image(self.directory / f"{self.source.stem}.annotated.jpg", annotate(frame, faces, scale))
 
     def close(self) -> None:
         """Nothing held open (kept so callers can treat image and video writers alike)."""
@@ -318,7 +312,7 @@ def _stop_on_signals(stop: Any) -> Any:
 
 
 def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any) -> None:
-    from feredge.errors import FeredgeError
+    from feredge.errors import FeredgeError, OutputError
 
     writer = _AnnotatedWriter(args.annotate, path)
     frames_before = tally.frames
@@ -334,6 +328,8 @@ def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, 
             for record in records:
                 _emit(record, args.json, sink)
         tally.images += 1
+    except OutputError:
+        raise  # an output that cannot be written ends the run (one line from the CLI boundary)
     except FeredgeError as exc:
         if tally.frames > frames_before:
             tally.images += 1

@@ -28,7 +28,6 @@ report bad files as bad items at load time at the cost of a header read.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
@@ -43,7 +42,7 @@ from typing import IO
 import cv2
 import numpy as np
 
-from feredge.errors import FeredgeError
+from feredge.errors import FeredgeError, OutputError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
@@ -440,20 +439,12 @@ def write_file_atomic(path: str | Path, data: bytes) -> None:
     No fsync: the rename is what makes it atomic for readers; durability across power loss is
     not a goal for annotation outputs.
     """
-    path = Path(path)
-    tmp: str | None = None
+    from feredge.fileio import write_bytes_atomic
+
     try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".feredge-", suffix=".tmp")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-        tmp = None
+        write_bytes_atomic(path, data)
     except OSError as exc:
-        raise FeredgeError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
-    finally:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+        raise OutputError(f"cannot write {display_path(path)}: {exc.strerror or exc}") from None
 
 
 def encode_image(image: np.ndarray, extension: str, params: tuple[int, ...] = ()) -> bytes:

@@ -221,5 +221,5 @@ def test_cli_truncated_video_reports_missing_frames(clip, tmp_path, tiny_bundle)
 def test_cli_negative_camera_is_one_error_line(tmp_path, tiny_bundle):
     result = _infer("--camera", "-1", "--bundle", tiny_bundle, cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("feredge: error:")]
-    assert result.returncode == 1 and "Traceback" not in result.stderr
-    assert errors == ["feredge: error: --camera must be 0 or above (0 is the first camera), got -1"]
+    assert result.returncode == 2 and "Traceback" not in result.stderr  # refused when parsed
+    assert errors == ["feredge: error: argument --camera: must be at least 0, got -1 (see 'feredge infer --help')"]
