@@ -123,7 +123,8 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
     reference = reference_faces(source.spec)
     expected = torch_logits(graph, reference.batch)
     if expected.ndim != 2 or expected.shape[1] != len(source.labels):
-        raise FeredgeError(f"{source.name}: the model outputs {expected.shape[1:]} values per face but has "
+        width = expected.shape[1] if expected.ndim == 2 else f"shape {expected.shape[1:]}"
+        raise FeredgeError(f"{source.name}: the model outputs {width} values per face but has "
                            f"{len(source.labels)} labels; fix the model's labels or its classifier")
     with staged_bundle(output, overwrite=options.force) as staging:
         ctx = ExportContext(source, options, staging, reference, expected)
