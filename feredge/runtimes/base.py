@@ -12,7 +12,8 @@ checks the bundle's members against each other when it activates: the spec's inp
 against the model's, and the number of labels against the model's output width (one probe
 batch through the model, so runtimes without output metadata — torch — and dynamic shapes are
 checked the same way). A mismatch is one :class:`~feredge.bundle.BundleError` at load, never an
-IndexError on the first face.
+IndexError on the first face. Activation from a bundle therefore includes one batch-1 inference
+(it doubles as the first-inference warm-up; a benchmark's load time includes it).
 
 ``timings`` is a bounded window (the last :data:`TIMINGS_WINDOW` calls): a day of video at 30
 inferences/s would otherwise hold ~80 MB of floats. :meth:`Runner.reset_timings` clears it and
