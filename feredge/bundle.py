@@ -249,7 +249,10 @@ def bundle_files(root: Path) -> list[str]:
     sockets and devices: anything that is not listed is refused.
     """
     found: list[str] = []
-    for directory, subdirs, files in os.walk(root, followlinks=False):
+    def unreadable(exc: OSError) -> None:  # a directory we cannot list could hide an unlisted file
+        raise BundleError(f"{root}: cannot list {exc.filename} ({exc.strerror}); check its permissions")
+
+    for directory, subdirs, files in os.walk(root, onerror=unreadable, followlinks=False):
         base = Path(directory).relative_to(root)
         for name in files:
             found.append((base / name).as_posix())
@@ -423,7 +426,8 @@ def _commit(staging: Path, destination: Path, overwrite: bool) -> None:
     for _attempt in range(3):  # a destination that comes and goes under a concurrent export
         if overwrite and os.path.lexists(destination):
             if destination.is_symlink() or not destination.is_dir():
-                raise FeredgeError(f"{destination}: exists and is not a directory")
+                raise FeredgeError(f"{destination}: exists and is not a bundle directory (a file or a symbolic "
+                                   "link); remove it or export elsewhere")
             if _replace_existing(staging, destination):
                 return
             continue
@@ -452,7 +456,8 @@ def staged_bundle(destination: str | Path, *, overwrite: bool = False) -> Iterat
     if os.path.lexists(destination) and not overwrite:
         raise FeredgeError(f"{destination}: already exists; pass --force to replace it")
     if os.path.lexists(destination) and (destination.is_symlink() or not destination.is_dir()):
-        raise FeredgeError(f"{destination}: exists and is not a directory")
+        raise FeredgeError(f"{destination}: exists and is not a bundle directory (a file or a symbolic "
+                           "link); remove it or export elsewhere")
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.staging-{os.getpid()}-"))
     try:

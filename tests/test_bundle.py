@@ -177,3 +177,19 @@ def test_a_spec_disagreeing_with_the_declared_input_is_refused(bundle_copy):
     _edit_manifest(bundle_copy, lambda m: m["spec"].update(input_size=[48, 48]))
     with pytest.raises(BundleError, match=r"input shape \[None, 1, 64, 64\] disagrees with the spec's \[1, 48, 48\]"):
         Bundle.load(bundle_copy)
+
+
+def test_a_directory_that_cannot_be_listed_is_refused(bundle_copy, monkeypatch):
+    # root reads anything (CI runs as root), so the listing failure is injected
+    import errno
+    import os
+
+    real_walk = os.walk
+
+    def walk(top, onerror=None, followlinks=False):
+        yield from real_walk(top, onerror=onerror, followlinks=followlinks)
+        onerror(PermissionError(errno.EACCES, "Permission denied", str(bundle_copy / "engines")))
+
+    monkeypatch.setattr("feredge.bundle.os.walk", walk)
+    with pytest.raises(BundleError, match=r"cannot list .*engines \(Permission denied\)"):
+        Bundle.load(bundle_copy)

@@ -211,3 +211,17 @@ def test_a_live_exports_backup_is_left_alone(tmp_path):
     with pytest.raises(FeredgeError, match="not a bundle directory"):
         Bundle.load(tmp_path / "out")
     assert backup.is_dir()
+
+
+@pytest.mark.parametrize("kind", ["file", "symlink"])
+def test_force_does_not_replace_a_file_or_a_symlink(tmp_path, kind):
+    out = tmp_path / "out"
+    if kind == "file":
+        out.write_text("not a bundle")
+    else:
+        write_tiny_bundle(tmp_path / "real", "real")
+        out.symlink_to(tmp_path / "real", target_is_directory=True)
+    with pytest.raises(FeredgeError, match="exists and is not a bundle directory"), \
+            staged_bundle(out, overwrite=True):
+        pass
+    assert out.is_symlink() if kind == "symlink" else out.read_text() == "not a bundle"
