@@ -86,3 +86,110 @@ def test_failed_staging_leaves_the_previous_bundle_intact(tmp_path):
         raise RuntimeError("export died half-way")
     assert (target / "keep.txt").read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle"]
+
+
+# --- every file listed: what a runtime reads implicitly is hashed too (issue 14, class 3) -----------
+
+def _rehash(root: Path, name: str) -> None:
+    from feredge.bundle import file_entry
+
+    def edit(manifest):
+        manifest["files"][name] = file_entry(root / name, manifest["files"][name]["role"])
+    _edit_manifest(root, edit)
+
+
+def test_the_openvino_bin_is_listed_with_its_role(default_bundle):
+    files = Bundle.load(default_bundle).manifest["files"]
+    assert files["model.bin"]["role"] == "openvino_bin"
+    assert files["model.xml"]["role"] == "openvino_xml"
+
+
+def test_a_tampered_bin_is_refused(bundle_copy):
+    data = bytearray((bundle_copy / "model.bin").read_bytes())
+    data[len(data) // 2] ^= 0x40  # one weight's bit: enough to change an answer, not the file size
+    (bundle_copy / "model.bin").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match=r"model\.bin does not match its sha256") as info:
+        Bundle.load(bundle_copy)
+    assert "\n" not in str(info.value)
+
+
+def test_an_old_bundle_without_the_bin_entry_is_refused_with_a_re_export_hint(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m["files"].pop("model.bin"))
+    with pytest.raises(BundleError, match=r"model\.bin, which OpenVINO reads with model\.xml, is not listed.*"
+                                          r"re-export the bundle"):
+        Bundle.load(bundle_copy)
+
+
+def test_a_bin_that_is_neither_listed_nor_present_is_refused(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m["files"].pop("model.bin"))
+    (bundle_copy / "model.bin").unlink()
+    with pytest.raises(BundleError, match=r"manifest does not list model\.bin, which OpenVINO reads with model\.xml"):
+        Bundle.load(bundle_copy)
+
+
+@pytest.mark.parametrize("name", ["extra.onnx", "sub/dir/model.bin", ".hidden", "engines/x/model.engine"])
+def test_an_unlisted_file_is_refused(bundle_copy, name):
+    (bundle_copy / name).parent.mkdir(parents=True, exist_ok=True)
+    (bundle_copy / name).write_bytes(b"not in the manifest")
+    with pytest.raises(BundleError, match=rf"{name.replace('.', chr(92) + '.')} is in the bundle but not in its "
+                                          "manifest.*remove it or re-export"):
+        Bundle.load(bundle_copy)
+
+
+def test_an_unlisted_symlink_is_refused_even_to_a_directory(bundle_copy, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (bundle_copy / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(BundleError, match="linked is in the bundle but not in its manifest"):
+        Bundle.load(bundle_copy)
+
+
+def test_a_file_added_through_add_file_is_listed_and_loads(bundle_copy):
+    (bundle_copy / "engines" / "k").mkdir(parents=True)
+    (bundle_copy / "engines" / "k" / "model.engine").write_bytes(b"engine bytes")
+    Bundle.load(bundle_copy, verify=False).add_file("engines/k/model.engine", "trt_engine", key="k")
+    bundle = Bundle.load(bundle_copy)
+    assert bundle.roles()["trt_engine"] == "engines/k/model.engine"
+    (bundle_copy / "engines" / "k" / "model.engine").write_bytes(b"swapped")
+    with pytest.raises(BundleError, match="does not match its sha256"):
+        Bundle.load(bundle_copy)
+
+
+def test_a_leftover_manifest_temporary_is_tolerated(bundle_copy):
+    # _write_json_atomic's temporary, left by a process killed mid-write: nothing reads it
+    (bundle_copy / ".manifest-abc123.json").write_text("{")
+    Bundle.load(bundle_copy)
+
+
+def test_labels_disagreeing_with_the_declared_output_are_refused(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m["labels"].pop())
+    with pytest.raises(BundleError, match="output width 7 disagrees with its 6 labels"):
+        Bundle.load(bundle_copy)
+
+
+@pytest.mark.parametrize("labels", [[], ["happy", "happy"], ["a", 3], "happy"])
+def test_malformed_labels_are_refused(bundle_copy, labels):
+    _edit_manifest(bundle_copy, lambda m: m.update(labels=labels))
+    with pytest.raises(BundleError, match="labels must be a non-empty list of distinct names"):
+        Bundle.load(bundle_copy)
+
+
+def test_a_spec_disagreeing_with_the_declared_input_is_refused(bundle_copy):
+    _edit_manifest(bundle_copy, lambda m: m["spec"].update(input_size=[48, 48]))
+    with pytest.raises(BundleError, match=r"input shape \[None, 1, 64, 64\] disagrees with the spec's \[1, 48, 48\]"):
+        Bundle.load(bundle_copy)
+
+
+def test_a_directory_that_cannot_be_listed_is_refused(bundle_copy, monkeypatch):
+    # root reads anything (CI runs as root), so the listing failure is injected
+    import errno
+    import os
+
+    real_walk = os.walk
+
+    def walk(top, onerror=None, followlinks=False):
+        yield from real_walk(top, onerror=onerror, followlinks=followlinks)
+        onerror(PermissionError(errno.EACCES, "Permission denied", str(bundle_copy / "engines")))
+
+    monkeypatch.setattr("feredge.bundle.os.walk", walk)
+    with pytest.raises(BundleError, match=r"cannot list .*engines \(Permission denied\)"):
+        Bundle.load(bundle_copy)

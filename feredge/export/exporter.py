@@ -4,7 +4,10 @@ Steps shared by every target: the deploy graph's weights (safetensors, so the to
 later rebuilds can use the bundle) and an fp32 ONNX verified against PyTorch on real faces. The
 target then adds its own artifacts (:mod:`feredge.export.targets`). Every numerical check is
 recorded in the manifest's ``parity`` list; one that fails aborts the export, and because the
-bundle is staged, nothing already at the destination is touched.
+bundle is staged, nothing already at the destination is touched. Before the staged bundle
+replaces the destination it is loaded the way a device loads it (:meth:`Bundle.load`): a target
+that wrote a file it did not list (OpenVINO's ``model.bin``, say) fails the export instead of
+shipping a bundle every device refuses.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from feredge import __version__
-from feredge.bundle import BUNDLE_SCHEMA_VERSION, file_entry, staged_bundle, write_manifest
+from feredge.bundle import BUNDLE_SCHEMA_VERSION, Bundle, BundleError, file_entry, staged_bundle, write_manifest
 from feredge.calibration.reference import ReferenceSet, reference_faces
 from feredge.errors import FeredgeError
 from feredge.export.onnx_export import DEFAULT_OPSET, export_onnx, torch_logits
@@ -119,6 +122,10 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
     step("preparing reference faces")
     reference = reference_faces(source.spec)
     expected = torch_logits(graph, reference.batch)
+    if expected.ndim != 2 or expected.shape[1] != len(source.labels):
+        width = expected.shape[1] if expected.ndim == 2 else f"shape {expected.shape[1:]}"
+        raise FeredgeError(f"{source.name}: the model outputs {width} values per face but has "
+                           f"{len(source.labels)} labels; fix the model's labels or its classifier")
     with staged_bundle(output, overwrite=options.force) as staging:
         ctx = ExportContext(source, options, staging, reference, expected)
         save_file({k: v.contiguous() for k, v in source.module.state_dict().items()},
@@ -149,4 +156,9 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
             **ctx.manifest_extra,
         }
         write_manifest(staging, manifest)
+        try:  # what a device will check: every file listed (model.bin too) and hashed, sections agreeing
+            Bundle.load(staging)
+        except BundleError as exc:
+            raise FeredgeError(f"export wrote an inconsistent bundle (a feredge bug; nothing was replaced): "
+                               f"{exc}") from None
     return ExportResult(Path(output), manifest, ctx.messages)

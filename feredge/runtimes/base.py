@@ -6,12 +6,25 @@ batch against the model's input metadata (rank, channels, size, dtype, batch lim
 spec fails with a message instead of a back-end stack trace, and records its wall time, so
 benchmarks and pipelines read timings from one place. ``settings`` records what actually ran
 (threads, precision): benchmarks report it instead of what was asked for.
+
+A runner made from a bundle (:meth:`Runner.from_bundle`, which every runtime goes through)
+checks the bundle's members against each other when it activates: the spec's input shape
+against the model's, and the number of labels against the model's output width (one probe
+batch through the model, so runtimes without output metadata — torch — and dynamic shapes are
+checked the same way). A mismatch is one :class:`~feredge.bundle.BundleError` at load, never an
+IndexError on the first face. Activation from a bundle therefore includes one batch-1 inference
+(it doubles as the first-inference warm-up; a benchmark's load time includes it).
+
+``timings`` is a bounded window (the last :data:`TIMINGS_WINDOW` calls): a day of video at 30
+inferences/s would otherwise hold ~80 MB of floats. :meth:`Runner.reset_timings` clears it and
+can widen it for a benchmark that times more calls than that.
 """
 
 from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,6 +32,28 @@ from typing import Any, ClassVar
 import numpy as np
 
 from feredge.errors import FeredgeError
+
+#: how many of the latest ``infer`` wall times a runner keeps (8 bytes each plus deque overhead)
+TIMINGS_WINDOW = 10_000
+
+
+@dataclass(frozen=True)
+class BundleContract:
+    """What the bundle's manifest promises about its model, checked against the model at activation."""
+
+    root: Path
+    input_shape: tuple[int, ...]  # (channels, height, width) from the PreprocessSpec
+    classes: int  # len(labels)
+
+
+def check_threads(threads: object) -> int | None:
+    """``threads`` if it is None or a positive int; a one-line error otherwise (``--threads -1``)."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise FeredgeError(f"threads must be a positive integer (or omitted for the runtime's default), "
+                           f"got {threads!r}")
+    return threads
 
 
 @dataclass(frozen=True)
@@ -53,12 +88,13 @@ class Runner(ABC):
     def __init__(self, model_path: str | Path, *, threads: int | None = None, max_batch: int | None = None,
                  **options: Any) -> None:
         self.model_path = Path(model_path)
-        self.threads = threads
+        self.threads = check_threads(threads)
         self.max_batch = max_batch
         self.options = options
         self.input_meta: TensorMeta | None = None
         self.settings: dict[str, Any] = {}
-        self.timings: list[float] = []
+        self.timings: deque[float] = deque(maxlen=TIMINGS_WINDOW)
+        self.contract: BundleContract | None = None  # set by from_bundle
         self.is_active = False
 
     @classmethod
@@ -68,7 +104,10 @@ class Runner(ABC):
                 options.setdefault("max_batch", bundle.max_batch)
                 # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle
                 options.setdefault("precision", bundle.precision)
-                return cls._from_bundle_file(bundle, role, **options)
+                runner = cls._from_bundle_file(bundle, role, **options)
+                runner.contract = BundleContract(Path(bundle.root), tuple(bundle.spec.input_shape),
+                                                 len(bundle.labels))
+                return runner
         raise FeredgeError(
             f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(cls.bundle_roles)})"
         )
@@ -86,8 +125,47 @@ class Runner(ABC):
             except Exception as exc:  # a back end rejecting the file: report it in one line
                 reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else exc.__class__.__name__
                 raise FeredgeError(f"{self.model_path}: {self.name} cannot load the model ({reason})") from None
+            try:
+                self._check_contract()
+            except BaseException:
+                self._deactivate()
+                raise
             self.is_active = True
         return self
+
+    def _check_contract(self) -> None:
+        """The bundle's spec and labels against the model that was just loaded (see the module doc)."""
+        from feredge.bundle import BundleError
+
+        contract, meta = self.contract, self.input_meta
+        if contract is None or meta is None:
+            return
+        expected = (None, *contract.input_shape)
+        if len(meta.shape) != len(expected) or any(
+                have is not None and have != want for have, want in zip(meta.shape[1:], expected[1:], strict=True)):
+            raise BundleError(f"{contract.root}: the spec's input (channels, height, width) {contract.input_shape} "
+                              f"does not match the model's input {_shape(meta.shape)}; the bundle's members "
+                              "disagree, re-export it")
+        probe = np.zeros((1, *contract.input_shape), dtype=meta.dtype)
+        try:
+            out = np.asarray(self._infer(probe))
+        except FeredgeError:
+            raise
+        except Exception as exc:  # the back end refusing the spec's shape (a dynamic axis it cannot take)
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
+            raise BundleError(f"{contract.root}: the model cannot run the spec's input {contract.input_shape} "
+                              f"({reason}); re-export the bundle") from None
+        if out.ndim != 2 or out.shape != (1, contract.classes):
+            width = out.shape[-1] if out.ndim else "no"
+            raise BundleError(f"{contract.root}: the manifest lists {contract.classes} labels but the model "
+                              f"outputs {width} values per face (output shape {_shape(out.shape)}); "
+                              "re-export the bundle")
+
+    def reset_timings(self, window: int | None = None) -> None:
+        """Forget the recorded timings; ``window`` (if given) becomes the number of calls kept."""
+        if window is not None and (isinstance(window, bool) or not isinstance(window, int) or window < 1):
+            raise FeredgeError(f"timings window must be a positive integer, got {window!r}")
+        self.timings = deque(maxlen=window or self.timings.maxlen or TIMINGS_WINDOW)
 
     def deactivate(self) -> None:
         if self.is_active:
@@ -127,3 +205,8 @@ class Runner(ABC):
 
     def _deactivate(self) -> None:  # noqa: B027  (optional hook)
         pass
+
+
+def _shape(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("batch" if i == 0 and d is None else "?" if d is None else str(d)
+                           for i, d in enumerate(shape)) + ")"

@@ -1,10 +1,16 @@
-"""ONNX Runtime on the CPU (the reference ONNX runtime: same file TensorRT parses)."""
+"""ONNX Runtime on the CPU (the reference ONNX runtime: same file TensorRT parses).
+
+The model file is untrusted: before ONNX Runtime sees it, its external-data paths are checked to
+stay in its directory (:mod:`feredge.runtimes.onnx_external`; ONNX Runtime itself checks only
+since 1.24). Inside a bundle they must also be listed and hashed (:meth:`feredge.bundle.Bundle.verify`).
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from feredge.runtimes.base import Runner, TensorMeta
+from feredge.runtimes.onnx_external import check_onnx_file
 
 
 class OnnxRuntimeRunner(Runner):
@@ -14,6 +20,7 @@ class OnnxRuntimeRunner(Runner):
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort
 
+        check_onnx_file(self.model_path)
         options = ort.SessionOptions()
         if self.threads:
             options.intra_op_num_threads = self.threads

@@ -7,6 +7,10 @@ OpenVINO picks its own inference precision (bf16 on AMX CPUs) unless told; the r
 requests in flight through ``ov.AsyncInferQueue``, each submission answered by a
 :class:`concurrent.futures.Future`, so the caller decodes and detects the next frame while the
 model runs. The synchronous ``infer`` is unchanged.
+
+An ONNX file (a bundle without IR) is checked for external-data paths leaving its directory
+before OpenVINO's ONNX front end reads it (:mod:`feredge.runtimes.onnx_external`); an IR's
+``.bin`` is the file next to the ``.xml``, which a bundle must list and hash.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from feredge.runtimes.base import Runner, TensorMeta
+from feredge.runtimes.onnx_external import check_onnx_file
 
 #: bundle precision → OpenVINO INFERENCE_PRECISION_HINT. fp16 IR stores fp16 weights but the CPU
 #: plugin computes in f32 unless asked for bf16/f16; int8 runs the quantized ops whatever the hint.
@@ -30,6 +35,8 @@ class OpenVINORunner(Runner):
     def _activate(self) -> TensorMeta:
         import openvino as ov
 
+        if self.model_path.suffix.lower() == ".onnx":
+            check_onnx_file(self.model_path)
         core = ov.Core()
         model = core.read_model(str(self.model_path))
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.get("hint", "LATENCY")}
