@@ -44,7 +44,7 @@ def measure(runner: Runner, samples: np.ndarray, batch: int, *, warmup: int = 10
     inputs = tile_batch(samples, batch)
     for _ in range(warmup):
         runner.infer(inputs)
-    runner.timings.clear()
+    runner.reset_timings(max(iterations, 1))  # the bounded window must hold every measured call
     for _ in range(iterations):
         runner.infer(inputs)
     times = np.asarray(runner.timings) * 1000.0
