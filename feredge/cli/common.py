@@ -50,6 +50,12 @@ def add_json_flag(parser: Any, what: str = "results") -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
 
 
+def add_verbose_flag(parser: Any) -> None:
+    parser.add_argument("--verbose", "-v", action="store_true",
+                        help="show the toolchains' own log lines and warnings (NNCF, ONNX Runtime, ModelOpt, torch) on "
+                             "stderr; by default they are silenced (feredge.logs)")
+
+
 def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:
     """A plain fixed-width table; ``columns`` is (key, header). Floats print with 3 significant places."""
 

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from feredge.cli.common import add_json_flag, print_json
+from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
 
 NAME = "export"
 HELP = "export a model to a verified ONNX / OpenVINO / TensorRT-ready bundle"
@@ -15,6 +15,7 @@ EXAMPLE = "feredge export --target openvino --precision fp32 --output bundles/de
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from feredge.export.targets import TARGETS
+    from feredge.quantize.ptq import PTQ_BACKENDS
 
     targets = [name for t in TARGETS.values() for name in (t.name, *t.aliases)]
     parser.add_argument("--target", default="openvino", choices=targets, help="export format (default openvino)")
@@ -37,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--min-agreement", type=float, metavar="PERCENT",
                       help="keep the most sensitive layers in float until INT8 top-1 agrees with FP32 on at least "
                            "PERCENT of the gate faces (the val split of a labelled --calib, else the reference faces)")
-    int8.add_argument("--ptq", default="auto", choices=("auto", "modelopt", "nncf", "ort"),
+    int8.add_argument("--ptq", default="auto", choices=("auto", *PTQ_BACKENDS),
                       help="post-training backend when the checkpoint is not a QAT one (auto: nncf for openvino, "
                            "ort for onnx, modelopt for tensorrt)")
     int8.add_argument("--overflow-fix", dest="overflow_fix", action=argparse.BooleanOptionalAction, default=None,
@@ -47,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     trt.add_argument("--min-batch", type=int, help="TensorRT profile: fewest faces per frame (default 1)")
     trt.add_argument("--opt-batch", type=int, help="TensorRT profile: faces per frame to tune for (default 4)")
     trt.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (default 1024)")
+    add_verbose_flag(parser)
     add_json_flag(parser, "the manifest")
 
 
@@ -65,7 +67,10 @@ def run(args: argparse.Namespace) -> int:
                             checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force, int8=int8,
                             tensorrt=TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
                                                       workspace_mb=args.workspace_mb, calib=args.calib))
-    result = export(options, progress=None if args.json else lambda s: print(f"  {s}...", file=sys.stderr))
+    from feredge.logs import third_party_output
+
+    with third_party_output(args.verbose):
+        result = export(options, progress=None if args.json else lambda s: print(f"  {s}...", file=sys.stderr))
     for message in result.messages:
         print(f"note: {message}", file=sys.stderr)
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from feredge.cli.common import add_json_flag, print_json
+from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
 
 NAME = "qat"
 HELP = "INT8 quantization-aware training: calibrate + fine-tune a checkpoint (ModelOpt), write a QAT checkpoint"
@@ -41,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",
                         help="full 8-bit weights (only for TensorRT or VNNI CPUs)")
+    add_verbose_flag(parser)
     add_json_flag(parser, "the QAT result")
 
 
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
                     batch_size=args.batch_size, overflow_fix=args.overflow_fix, threads=args.threads,
                     max_minutes=args.max_minutes, objective=args.objective, select=args.select,
                     freeze_bn=args.freeze_bn, keep_float=tuple(args.keep_float), min_agreement=args.min_agreement)
-    result = run_qat(cfg, log=_log, progress=not args.json)
+    from feredge.logs import third_party_output
+
+    with third_party_output(args.verbose):
+        result = run_qat(cfg, log=_log, progress=not args.json)
     if args.json:
         print_json(result.to_dict())
         return 0

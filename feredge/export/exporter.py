@@ -13,6 +13,8 @@ shipping a bundle every device refuses.
 from __future__ import annotations
 
 import platform
+import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -60,6 +62,18 @@ class ExportContext:
     messages: list[str] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
     gate_faces: Any = None  # INT8's in-domain gate faces (feredge.quantize.int8.GateFaces), once built
+    scratch_dirs: list[Path] = field(default_factory=list)
+
+    def scratch(self, prefix: str) -> Path:
+        """A temporary directory for intermediate artifacts, removed as soon as the target is built
+        (:meth:`remove_scratch`), so many exports in one process (the benchmark matrix) do not pile up."""
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.scratch_dirs.append(path)
+        return path
+
+    def remove_scratch(self) -> None:
+        while self.scratch_dirs:
+            shutil.rmtree(self.scratch_dirs.pop(), ignore_errors=True)
 
     def add_file(self, name: str, role: str) -> None:
         self.files[name] = role
@@ -137,7 +151,10 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
         ctx.add_file("model.onnx", "onnx")
         ctx.parity.append(onnx_report.parity)
         step(f"building {target.name} artifacts")
-        target.build(ctx)
+        try:
+            target.build(ctx)
+        finally:
+            ctx.remove_scratch()
         manifest = {
             "schema_version": BUNDLE_SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -8,8 +8,6 @@ from typing import Any
 
 from feredge.errors import FeredgeError
 
-PTQ_CHOICES = ("auto", "modelopt", "nncf", "ort")
-
 
 @dataclass(frozen=True)
 class Int8Options:

@@ -10,17 +10,21 @@ per-tensor activations, the overflow fix unless disabled. Adding a backend is ad
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from torch import nn
 
 from feredge.errors import FeredgeError
 
+if TYPE_CHECKING:
+    from torch import nn
+
 QDQ_ONNX = "qdq_onnx"
+#: wraps an iterable of layer names in a progress bar (identity when there is none)
+Progress = Callable[[Iterable[str]], Iterable[str]]
 OPENVINO_IR = "openvino_ir"
 
 
@@ -55,6 +59,8 @@ class PtqBackend:
     description: str
     quantize: Callable[[Int8Request], Int8Artifact]
     layers: Callable[[Int8Request], list[str]]  # names ``exclude`` accepts, in graph order
+    #: one-pass sensitivity of each of ``layers`` (higher: keep in float first); ``progress`` wraps the loop
+    rank: Callable[[Int8Request, Progress], dict[str, float]] | None = None
 
 
 def _tag(request: Int8Request, stem: str, suffix: str) -> Path:
@@ -84,9 +90,6 @@ def _modelopt_layers(request: Int8Request) -> list[str]:
 
 # --- ONNX Runtime --------------------------------------------------------------------------------
 
-ORT_LAYER_OPS = ("Conv", "Gemm", "MatMul", "Add")
-
-
 def _ort_quantize(request: Int8Request) -> Int8Artifact:
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -114,16 +117,23 @@ def _ort_quantize(request: Int8Request) -> Int8Artifact:
     return Int8Artifact("ort", QDQ_ONNX, path, list(request.exclude), {"qdq": inspect_qdq(path).to_dict()})
 
 
-def _ort_layers(request: Int8Request) -> list[str]:
-    import onnx
+def _onnx_noise(request: Int8Request) -> Any:
+    from feredge.quantize.onnx_noise import OnnxLayerNoise
 
-    graph = onnx.load(str(request.float_onnx)).graph
-    return [n.name for n in graph.node if n.op_type in ORT_LAYER_OPS]
+    return OnnxLayerNoise(request.float_onnx, request.calib, overflow_fix=request.overflow_fix)
+
+
+def _ort_layers(request: Int8Request) -> list[str]:
+    """ONNX node names (what ``nodes_to_exclude`` takes): convolutions, matrix products, residual Adds."""
+    return list(_onnx_noise(request).layers())
+
+
+def _ort_rank(request: Int8Request, progress: Progress) -> dict[str, float]:
+    return dict(_onnx_noise(request).ranking(progress=progress))
 
 
 # --- NNCF ----------------------------------------------------------------------------------------
 
-NNCF_LAYER_TYPES = ("Convolution", "GroupConvolution", "MatMul", "Add")
 
 
 def _nncf_quantize(request: Int8Request) -> Int8Artifact:
@@ -148,22 +158,54 @@ def _nncf_quantize(request: Int8Request) -> Int8Artifact:
     return Int8Artifact("nncf", OPENVINO_IR, path, list(request.exclude), {"nncf": nncf.__version__})
 
 
-def _nncf_layers(request: Int8Request) -> list[str]:
+#: ONNX layer op → the OpenVINO op types it becomes (the one NNCF puts its fake quantizers on)
+NNCF_OP_TYPES = {"Conv": ("Convolution", "GroupConvolution"),
+                 "ConvTranspose": ("ConvolutionBackpropData", "GroupConvolutionBackpropData"),
+                 "Gemm": ("MatMul",), "MatMul": ("MatMul",), "Add": ("Add",)}
+
+
+def _nncf_names(request: Int8Request) -> dict[str, str]:
+    """OpenVINO op name → the ONNX layer it came from, one op per layer, in graph order.
+
+    OpenVINO names an op after its ONNX node; a convolution whose bias became a separate Add is
+    ``X/WithoutBiases`` and the bias Add ``X`` (no Q/DQ goes there), so the op kind decides. ONNX
+    names may hold ``/`` themselves (the TorchScript exporter's ``/conv1/Conv``): the longest
+    ``/``-prefix of the OpenVINO name that is an ONNX layer is its origin."""
     import openvino as ov
 
-    model = ov.Core().read_model(str(request.float_onnx))
-    return [op.get_friendly_name() for op in model.get_ordered_ops() if op.get_type_name() in NNCF_LAYER_TYPES]
+    noise = _onnx_noise(request)
+    kinds = {name: NNCF_OP_TYPES.get(noise.nodes[name].op_type, ()) for name in noise.layers()}
+    names: dict[str, str] = {}
+    for op in ov.Core().read_model(str(request.float_onnx)).get_ordered_ops():
+        name = op.get_friendly_name()
+        parts = name.split("/")
+        origin = next((o for o in ("/".join(parts[:k]) for k in range(len(parts), 0, -1)) if o in kinds), None)
+        if origin is not None and op.get_type_name() in kinds[origin] and origin not in names.values():
+            names[name] = origin
+    return names
+
+
+def _nncf_layers(request: Int8Request) -> list[str]:
+    """OpenVINO op names (what NNCF's ignored scope takes) of the layers NNCF quantizes."""
+    return list(_nncf_names(request))
+
+
+def _nncf_rank(request: Int8Request, progress: Progress) -> dict[str, float]:
+    """The ONNX ranking (:mod:`feredge.quantize.onnx_noise`) under OpenVINO's names."""
+    names = _nncf_names(request)
+    noise = _onnx_noise(request).ranking(list(names.values()), progress=progress)
+    return {name: noise[origin] for name, origin in names.items()}
 
 
 PTQ_BACKENDS: dict[str, PtqBackend] = {
     b.name: b
     for b in (
         PtqBackend("modelopt", QDQ_ONNX, "NVIDIA ModelOpt max calibration in torch → Q/DQ ONNX (also residual Adds)",
-                   _modelopt_quantize, _modelopt_layers),
+                   _modelopt_quantize, _modelopt_layers),  # ranked in torch: feredge.quantize.int8
         PtqBackend("nncf", OPENVINO_IR, "NNCF post-training quantization of the OpenVINO model → INT8 IR",
-                   _nncf_quantize, _nncf_layers),
+                   _nncf_quantize, _nncf_layers, _nncf_rank),
         PtqBackend("ort", QDQ_ONNX, "ONNX Runtime quantize_static (QDQ, per-channel, symmetric) → Q/DQ ONNX",
-                   _ort_quantize, _ort_layers),
+                   _ort_quantize, _ort_layers, _ort_rank),
     )
 }
 

@@ -13,25 +13,40 @@ from feredge.errors import FeredgeError
 from feredge.quantize.sensitivity import fit_budget
 
 
-def test_greedy_picks_the_sensitive_layers_only() -> None:
-    costs = {"a": 0.0, "b": 0.30, "c": 0.05, "d": 0.0}
+def test_the_shortest_ranked_prefix_that_meets_the_budget_is_found_in_few_evaluations() -> None:
+    costs = {f"l{i}": 0.0 for i in range(32)}
+    costs.update({"l5": 0.30, "l9": 0.05, "l20": 0.02})  # three layers cost accuracy, the rest nothing
+    calls: list[frozenset[str]] = []
 
     def evaluate(excluded: frozenset[str]) -> float:
+        calls.append(excluded)
         return 0.9 - sum(v for k, v in costs.items() if k not in excluded)
 
-    result = fit_budget(list(costs), evaluate, 0.9, max_drop_points=4.0)
-    assert result.met and result.excluded == ["b", "c"]
-    assert result.recovery_points["b"] == pytest.approx(30.0)
-    assert fit_budget(list(costs), evaluate, 0.9, max_drop_points=40.0).excluded == []
-    with pytest.raises(FeredgeError):
-        fit_budget(list(costs), evaluate, 0.9, max_drop_points=-1)
-    # a caller's ranking replaces the one-at-a-time pass: one evaluation per layer kept, in its order
-    ranked = fit_budget(list(costs), evaluate, 0.9, max_drop_points=4.0, ranking={"a": 3, "b": 2, "c": 1, "d": 0})
-    assert ranked.excluded == ["a", "b", "c"] and ranked.evaluations == 4 and ranked.met
+    ranking = {name: cost + 1e-3 * (32 - int(name[1:])) / 32 for name, cost in costs.items()}  # ties broken
+    result = fit_budget(list(costs), evaluate, 0.9, max_drop_points=1.5, ranking=ranking)
+    assert result.met and result.excluded == ["l5", "l9", "l20"]  # the fewest: a prefix of the ranking
+    assert result.evaluations == len(calls) == len(result.tried) <= 6  # doubling then bisecting, not 32
+    assert result.final_accuracy == pytest.approx(0.9) and result.int8_accuracy == pytest.approx(0.53)
+    report = result.to_dict()
+    assert report["final_accuracy"] == pytest.approx(0.9) and report["drop_points"] == pytest.approx(0.0)
+    agreement = fit_budget(list(costs), evaluate, 0.9, 1.5, ranking=ranking, metric="agreement").to_dict()
+    assert {"fp32_agreement", "int8_agreement", "final_agreement"} <= set(agreement)  # named as what it is
+    assert not {"fp32_accuracy", "int8_accuracy", "final_accuracy"} & set(agreement)
+
     never = fit_budget(list(costs), evaluate, 0.9, max_drop_points=40.0, ranking=lambda: pytest.fail("measured"))
-    assert never.excluded == [] and never.met  # a ranking function runs only when INT8 misses the budget
-    with pytest.raises(FeredgeError, match="no sensitivity score for d"):
-        fit_budget(list(costs), evaluate, 0.9, max_drop_points=4.0, ranking={"a": 3, "b": 2, "c": 1})
+    assert never.excluded == [] and never.met and never.evaluations == 1  # ranked only when INT8 misses
+    with pytest.raises(FeredgeError):
+        fit_budget(list(costs), evaluate, 0.9, max_drop_points=-1, ranking=ranking)
+    with pytest.raises(FeredgeError, match="no sensitivity score for l31"):
+        fit_budget(list(costs), evaluate, 0.9, max_drop_points=1.5, ranking={k: 1.0 for k in list(costs)[:-1]})
+
+
+def test_a_budget_no_prefix_meets_fails_with_every_layer_tried() -> None:
+    def evaluate(excluded: frozenset[str]) -> float:
+        return 0.5  # nothing helps
+
+    result = fit_budget(["a", "b", "c"], evaluate, 0.9, max_drop_points=1.0, ranking={"a": 3, "b": 2, "c": 1})
+    assert not result.met and result.excluded == ["a", "b", "c"] and sorted(result.tried) == [0, 1, 2, 3]
 
 
 class Outlier(nn.Module):
@@ -55,7 +70,6 @@ class Outlier(nn.Module):
 
 
 def test_impossible_budget_is_met_by_keeping_the_culprit(tmp_path: Path) -> None:
-    pytest.importorskip("modelopt.torch.quantization")
     from feredge.quantize.int8 import _torch_evaluator
     from feredge.quantize.ptq import Int8Request
 
@@ -67,17 +81,14 @@ def test_impossible_budget_is_met_by_keeping_the_culprit(tmp_path: Path) -> None
     layers, evaluate, measure_noise = _torch_evaluator(request, False, x, labels)
     noise = measure_noise()
     assert evaluate(frozenset()) < 0.6  # all-INT8 is far off: no calibration setting fixes it
-    result = fit_budget(layers, evaluate, 1.0, max_drop_points=1.0)
-    assert result.met and result.excluded == ["conv2"] and result.ranked_by == "recovery"
     # ranked by the output noise each layer adds alone: the culprit first, no one-at-a-time pass
     assert set(noise) == set(layers) and max(noise, key=noise.__getitem__) == "conv2"
     ranked = fit_budget(layers, evaluate, 1.0, max_drop_points=1.0, ranking=noise)
-    assert ranked.met and ranked.excluded == ["conv2"] and ranked.evaluations == 2 and not ranked.recovery_points
+    assert ranked.met and ranked.excluded == ["conv2"] and ranked.evaluations == 2
     assert ranked.ranked_by == "output noise" and ranked.ranking["conv2"] == pytest.approx(noise["conv2"], rel=1e-3)
 
 
 def test_qat_min_agreement_keeps_the_culprit_in_float_before_fine_tuning() -> None:
-    pytest.importorskip("modelopt.torch.quantization")
     from feredge.quantize.modelopt_qat import quantize_model, quantizers
     from feredge.quantize.qat import _agreement_budget
 

@@ -3,15 +3,14 @@
 TensorRT 11 only accepts INT8 as a Q/DQ ONNX; TensorRT 10 also accepts an fp32 ONNX with a
 calibration cache from an entropy calibrator. :func:`int8_onnx_for` asks
 :func:`feredge.quantize.int8_onnx` (QAT checkpoint, else PTQ from ``--calib``) for a Q/DQ ONNX,
-then any provider registered with :func:`register_qdq_provider`, then a checkpoint's
-``qdq_onnx`` metadata entry.
+then a checkpoint's ``qdq_onnx`` metadata entry. The file lives in the export's scratch directory:
+the target copies it into the bundle.
 Without a Q/DQ ONNX, :func:`calibration_for` says whether calibration data was given (TensorRT
 10 only); with neither, the export fails with :data:`INT8_NEEDS`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,19 +25,8 @@ if TYPE_CHECKING:
 INT8_NEEDS = ("INT8 needs --calib (calibration faces) or a QAT checkpoint (--checkpoint with a Q/DQ ONNX); "
               "none was given")
 
-#: a provider returns a Q/DQ ONNX for the context's model, or None when it has none
-QdqProvider = Callable[["ExportContext"], "Path | None"]
-_PROVIDERS: list[QdqProvider] = []
-
-
 class Int8Unavailable(FeredgeError):
     """No Q/DQ ONNX and no calibration data for an INT8 export."""
-
-
-def register_qdq_provider(provider: QdqProvider) -> QdqProvider:
-    """Add a Q/DQ ONNX source (usable as a decorator); later registrations are asked first."""
-    _PROVIDERS.insert(0, provider)
-    return provider
 
 
 def _from_checkpoint(ctx: ExportContext) -> Path | None:
@@ -55,17 +43,16 @@ def int8_onnx_for(ctx: ExportContext) -> Path:
     """A Q/DQ ONNX for ``ctx``'s model; raises :class:`Int8Unavailable` when no provider has one.
 
     First :func:`feredge.quantize.int8_onnx` (a QAT checkpoint's quantizers, else ModelOpt/ORT PTQ
-    on ``--calib``); without a QAT checkpoint or calibration data, the registered providers."""
+    on ``--calib``); without a QAT checkpoint or calibration data, the checkpoint's own Q/DQ ONNX."""
     from feredge.quantize import Int8NeedsCalibration, int8_onnx
 
     try:
         return int8_onnx(ctx)
     except Int8NeedsCalibration:
         pass
-    for provider in [*_PROVIDERS, _from_checkpoint]:
-        path = provider(ctx)
-        if path is not None:
-            return path
+    path = _from_checkpoint(ctx)
+    if path is not None:
+        return path
     raise Int8Unavailable(INT8_NEEDS)
 
 
