@@ -94,6 +94,12 @@ class Bundle:
     def has(self, role: str) -> bool:
         return role in self.roles()
 
+    def role_precision(self, role: str) -> str:
+        """The precision of the file with ``role`` — not always the bundle's: an INT8 OpenVINO bundle
+        also carries the fp32 ONNX, which is what ONNX Runtime runs from it."""
+        entry = self.manifest["files"][self.roles()[role]]
+        return str(entry.get("precision") or file_precision(role, str(self.manifest.get("target")), self.precision))
+
     def path(self, role: str) -> Path:
         roles = self.roles()
         if role not in roles:
@@ -273,6 +279,18 @@ def _write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+#: roles whose file is the float graph whatever the bundle's precision: the deploy graph's weights and
+#: the verified fp32 ONNX every target starts from (except the onnx target, whose model.onnx is the artifact)
+FP32_ROLES = {"weights": None, "onnx": "onnx"}  # role → the target for which it is the bundle's precision
+
+
+def file_precision(role: str, target: str, precision: str) -> str:
+    """The precision of a bundle file by its role (manifests before files recorded it)."""
+    if role in FP32_ROLES and target != FP32_ROLES[role]:
+        return "fp32"
+    return "int8" if role == "qdq_onnx" else precision
 
 
 def file_entry(path: Path, role: str, **extra: Any) -> dict[str, Any]:

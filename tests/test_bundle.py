@@ -193,3 +193,20 @@ def test_a_directory_that_cannot_be_listed_is_refused(bundle_copy, monkeypatch):
     monkeypatch.setattr("feredge.bundle.os.walk", walk)
     with pytest.raises(BundleError, match=r"cannot list .*engines \(Permission denied\)"):
         Bundle.load(bundle_copy)
+
+
+def test_a_files_precision_is_recorded_and_inferred_for_older_manifests():
+    from feredge.bundle import Bundle
+
+    def bundle(target: str, precision: str, files: dict) -> Bundle:
+        return Bundle(Path("."), {"target": target, "precision": precision, "files": files})
+
+    files = {"model.onnx": {"role": "onnx"}, "model.xml": {"role": "openvino_xml"},
+             "weights.safetensors": {"role": "weights"}, "model.qdq.onnx": {"role": "qdq_onnx"}}
+    ov = bundle("openvino", "int8", files)
+    assert [ov.role_precision(r) for r in ("onnx", "openvino_xml", "weights", "qdq_onnx")] == [
+        "fp32", "int8", "fp32", "int8"]
+    onnx = bundle("onnx", "int8", {"model.onnx": {"role": "onnx"}})
+    assert onnx.role_precision("onnx") == "int8"  # the onnx target's model.onnx is the artifact
+    recorded = bundle("openvino", "fp16", {"model.onnx": {"role": "onnx", "precision": "fp16"}})
+    assert recorded.role_precision("onnx") == "fp16"  # what the export wrote wins

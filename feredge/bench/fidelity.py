@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from feredge.bench.evaluate import Evaluation, evaluate
+from feredge.errors import FeredgeError
 from feredge.parity import compare_logits
 
 
@@ -97,17 +98,23 @@ def run_fidelity(model: str, bundles: dict[str, Path], runtimes: list[str], data
 
     ``bundles`` maps precision → bundle directory (or "target/precision" → bundle, the matrix's
     form: the runtime picks the target it reads). The reference is the fp32 bundle's weights in
-    PyTorch eager (``reference_bundle`` overrides, e.g. the undegraded bundle in the gate tests).
+    PyTorch eager (``reference_bundle`` overrides, e.g. the undegraded bundle in the gate tests);
+    without an fp32 bundle, any bundle's weights: every bundle carries the deploy graph's float
+    weights (``weights.safetensors``), so ``bench --data`` works on an INT8 bundle alone. A row's
+    precision is that of the file its runtime ran (ONNX Runtime on an INT8 OpenVINO bundle runs its
+    fp32 ONNX).
     """
-    from feredge.bench.model_bench import RUNTIME_TARGET
+    from feredge.bench.model_bench import RUNTIME_TARGET, runner_role
+    from feredge.bundle import Bundle
 
     by_precision: dict[str, dict[str, Path]] = {}
     for key, path in bundles.items():
         target, _, precision = key.rpartition("/")
         by_precision.setdefault(precision, {})[target or "*"] = Path(path)
-    ref_path = reference_bundle or _pick(by_precision.get("fp32", {}), "openvino", "fp32")
+    ref_path = (reference_bundle or _pick(by_precision.get("fp32", {}), "openvino", "fp32")
+                or next((Path(p) for p in bundles.values()), None))
     if ref_path is None:
-        raise ValueError(f"{model}: no fp32 bundle to take the PyTorch reference from")
+        raise FeredgeError(f"{model}: no bundle to take the PyTorch reference from")
     reference = evaluate(ref_path, data, fmt=fmt, split=split, runtime="torch")
     rows: list[FidelityRow] = []
     skipped: list[dict[str, str]] = []
@@ -124,7 +131,9 @@ def run_fidelity(model: str, bundles: dict[str, Path], runtimes: list[str], data
             except Exception as exc:  # a runtime refusing one artifact must not hide the others
                 skipped.append({"runtime": runtime, "precision": precision, "reason": str(exc)[:300]})
                 continue
-            rows.append(fidelity_row(model, reference, candidate, precision))
+            role = runner_role(Bundle.load(path), runtime)
+            ran = Bundle.load(path).role_precision(role) if role is not None else precision
+            rows.append(fidelity_row(model, reference, candidate, ran))
     return FidelityResult(model, str(data), split, reference_row(model, reference), rows, skipped)
 
 

@@ -118,22 +118,21 @@ class ModelResult:
         return data
 
 
+def runner_role(bundle: Any, runtime: str) -> str | None:
+    """The role of the file ``runtime``'s runner loads from ``bundle`` (its own ``bundle_roles``, first match)."""
+    from feredge.runtimes.registry import runner_class
+
+    return next((role for role in runner_class(runtime).bundle_roles if bundle.has(role)), None)
+
+
 def artifact_bytes(bundle: Any, runtime: str) -> int:
     """Bytes on disk of the file(s) ``runtime`` loads from ``bundle`` (IR: xml + bin)."""
-    from feredge.runtimes.registry import RUNTIMES, resolve_name
-
-    name = resolve_name(runtime)
+    role = runner_role(bundle, runtime)
+    if role is None:
+        return 0
     roles = bundle.roles()
-    wanted = {"openvino": ("openvino_xml", "onnx"), "onnxruntime": ("onnx",), "torch": ("weights",),
-              "tensorrt": ("trt_engine", "onnx")}.get(name, ())
-    if name in RUNTIMES and not wanted:
-        wanted = ("onnx",)
-    for role in wanted:
-        if role in roles:
-            names = [roles[role]] + ([roles["openvino_bin"]] if role == "openvino_xml" and "openvino_bin" in roles
-                                     else [])
-            return sum(int(bundle.manifest["files"][n].get("bytes", 0)) for n in names)
-    return 0
+    names = [roles[role]] + ([roles["openvino_bin"]] if role == "openvino_xml" and "openvino_bin" in roles else [])
+    return sum(int(bundle.manifest["files"][n].get("bytes", 0)) for n in names)
 
 
 def model_complexity(bundle: Any) -> tuple[int | None, int | None]:
@@ -205,7 +204,7 @@ def _row(model: str, precision: str, case: CaseResult, stats: dict[str, Any], si
 
 def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] | None = None) -> ModelResult:
     from feredge.bundle import Bundle
-    from feredge.runtimes.registry import resolve_name, runner_class
+    from feredge.runtimes.registry import resolve_name
 
     say = log or (lambda text: print(text, file=sys.stderr))
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="feredge-bench-"))
@@ -250,26 +249,28 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
                 macs, params = model_complexity(bundle)
                 result = ModelResult(ref.label, bundle.model_name, list(bundle.spec.input_shape), macs, params)
             result.bundles[f"{target}/{precision}"] = str(found)
-            if not any(bundle.has(role) for role in runner_class(name).bundle_roles):
+            role = runner_role(bundle, name)
+            if role is None:
                 skips.append(Skip(ref.label, precision, name, f"bundle {found} has no file for {name}"))
                 continue
+            ran = bundle.role_precision(role)  # the row names the file that ran (an INT8 IR's bundle: fp32 ONNX)
             batches = [b for b in config.batches if b <= bundle.max_batch]
             variants: list[tuple[str, str | None]] = [("", None)]
             kept_float = bundle.manifest.get("int8", {}).get("excluded") or []
-            if kept_float:  # mixed precision (--min-agreement / --max-drop): say so in the row
+            if kept_float and ran == "int8":  # mixed precision (the gate's layer search): say so in the row
                 variants = [(f"{len(kept_float)} layers kept in float", None)]
-            if name == "openvino" and precision == "fp32" and ov_default and ov_default != "f32":
+            if name == "openvino" and ran == "fp32" and ov_default and ov_default != "f32":
                 variants.append((f"{DEVICE_DEFAULT} ({ov_default})", ov_default))  # see feredge.bench.variants
             for variant, hint in variants:
                 spec = CaseSpec(str(found), name, batches, config.warmup, config.iterations, config.threads, hint)
-                say(f"  {ref.label} {precision} {name}{' ' + variant if variant else ''}: batches {batches}")
+                say(f"  {ref.label} {ran} {name}{' ' + variant if variant else ''}: batches {batches}")
                 case = run_case_subprocess(spec) if config.isolate else _in_process(spec)
                 if case.error:
                     skips.append(Skip(ref.label, precision, name, f"run failed: {case.error}"))
                     continue
                 size = artifact_bytes(bundle, name)
                 for stats in case.latency:
-                    result.rows.append(_row(ref.label, precision, case, stats, size, result.macs, config.peak_gflops,
+                    result.rows.append(_row(ref.label, ran, case, stats, size, result.macs, config.peak_gflops,
                                             variant))
     if result is None:
         raise FeredgeError(f"{ref.label}: nothing could be benchmarked: " + "; ".join(s.reason for s in skips[:3]))

@@ -26,6 +26,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from feredge.preprocess.image_io import OpenCVName
+
 STAGES = ("decode", "detect", "crop", "preprocess", "infer", "postprocess")
 CANVAS = 640
 
@@ -89,15 +91,16 @@ def compose_frame(faces: int, *, canvas: int = CANVAS, shift: tuple[int, int] = 
 
 def write_video(path: Path, faces: int, frames: int = 24, fps: int = 12) -> Path:
     """An MJPEG ``.avi`` of ``frames`` frames with ``faces`` faces drifting and flickering."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (CANVAS, CANVAS))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write MJPEG video {path}")
-    try:
-        for k in range(frames):
-            shift = (round(6 * math.sin(k / 3)), round(4 * math.cos(k / 4)))
-            writer.write(compose_frame(faces, shift=shift, gain=0.9 + 0.2 * (k % 5) / 4))
-    finally:
-        writer.release()
+    with OpenCVName(path) as name:  # a non-UTF-8 path never reaches OpenCV (it crashes on one)
+        writer = cv2.VideoWriter(name.name, cv2.VideoWriter_fourcc(*"MJPG"), fps, (CANVAS, CANVAS))
+        if not writer.isOpened():
+            raise RuntimeError(f"OpenCV cannot write MJPEG video {path}")
+        try:
+            for k in range(frames):
+                shift = (round(6 * math.sin(k / 3)), round(4 * math.cos(k / 4)))
+                writer.write(compose_frame(faces, shift=shift, gain=0.9 + 0.2 * (k % 5) / 4))
+        finally:
+            writer.release()
     return path
 
 
@@ -164,7 +167,8 @@ def bench_image(staged: StagedRunner, path: Path, *, iterations: int, warmup: in
 
 
 def bench_video(staged: StagedRunner, path: Path, *, placed: int | None = None, warmup: int = 2) -> PipelineCase:
-    capture = cv2.VideoCapture(str(path))
+    with OpenCVName(path) as name:  # opened here; the alias may go once the file is open
+        capture = cv2.VideoCapture(name.name)
     per_frame: list[dict[str, float]] = []
     faces: list[int] = []
     try:

@@ -23,14 +23,17 @@ def _number(kind: type, text: str) -> float:
     return value
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer ≥ ``low`` (and ≤ ``high`` when given)."""
     def parse(text: str) -> int:
         value = int(_number(int, text))
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
 
-    parse.__name__ = f"int≥{low}"
+    parse.__name__ = f"int≥{low}" if high is None else f"int in [{low}, {high}]"
     return parse
 
 

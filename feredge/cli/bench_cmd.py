@@ -32,14 +32,16 @@ COLUMNS = [("model", "model"), ("runtime", "runtime"), ("precision", "precision"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from feredge.cli.args import float_in, nonnegative_int, output_dir, output_file, positive_float, positive_int
+
     parser.add_argument("--bundle", type=Path, help="bundle directory (default: the shipped model)")
     parser.add_argument("--runtimes", nargs="+", help="runtimes to measure (default: every installed one "
                         "the bundle has files for)")
-    parser.add_argument("--batch", nargs="+", type=int, default=[1, 8], help="batch sizes (default 1 8)")
-    parser.add_argument("--iterations", type=int, default=100, help="timed iterations per case (default 100)")
-    parser.add_argument("--warmup", type=int, default=10, help="untimed warm-up iterations (default 10)")
-    parser.add_argument("--threads", type=int, help="runtime threads (default: the runtime's choice)")
-    parser.add_argument("--output", type=Path, help="write the JSON report to this file too")
+    parser.add_argument("--batch", nargs="+", type=positive_int, default=[1, 8], help="batch sizes (default 1 8)")
+    parser.add_argument("--iterations", type=positive_int, default=100, help="timed iterations per case (default 100)")
+    parser.add_argument("--warmup", type=nonnegative_int, default=10, help="untimed warm-up iterations (default 10)")
+    parser.add_argument("--threads", type=positive_int, help="runtime threads (default: the runtime's choice)")
+    parser.add_argument("--output", type=output_file, help="write the JSON report to this file too")
     matrix = parser.add_argument_group("matrix")
     matrix.add_argument("--model", nargs="+", default=[], metavar="MODEL",
                         help="registered name, LABEL=checkpoint.safetensors or bundle dir; exported per precision")
@@ -47,12 +49,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="precisions to export for --model (default fp32 fp16 int8)")
     matrix.add_argument("--matrix", action="store_true",
                         help="everything: references, pipeline, fidelity/gates/advice when --data is given")
-    matrix.add_argument("--workdir", type=Path, help="where --model bundles are exported (kept and reused)")
+    matrix.add_argument("--workdir", type=output_dir, help="where --model bundles are exported (kept and reused)")
     matrix.add_argument("--calib", nargs="+", metavar="[LABEL=]DATA",
                         help="INT8 calibration data: reference, a dataset, a photo folder or a .npy; LABEL=DATA for "
                              "one --model (e.g. reference csam_net=data/synth). A labelled dataset also gates INT8 "
                              "parity on its val split")
-    matrix.add_argument("--min-agreement", type=float, metavar="PERCENT",
+    matrix.add_argument("--min-agreement", type=float_in(0.0, 100.0), metavar="PERCENT",
                         help="INT8 exports keep their most sensitive layers in float until top-1 agreement with "
                              "FP32 reaches PERCENT (export --min-agreement); the row says how many")
     matrix.add_argument("--in-process", action="store_true",
@@ -60,17 +62,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     refs = parser.add_argument_group("references")
     refs.add_argument("--references", action="store_true",
                       help="benchmark_app on the same IR (ratio of our runner to it) and the compute floor")
-    refs.add_argument("--ref-trials", type=int, default=3, help="alternating trials per comparison (default 3)")
-    refs.add_argument("--ref-seconds", type=float, default=5.0, help="seconds per trial side (default 5)")
+    refs.add_argument("--ref-trials", type=positive_int, default=3,
+                      help="alternating trials per comparison (default 3)")
+    refs.add_argument("--ref-seconds", type=positive_float, default=5.0, help="seconds per trial side (default 5)")
     pipe = parser.add_argument_group("pipeline")
     pipe.add_argument("--pipeline", action="store_true",
                       help="decode→detect→crop→preprocess→infer→postprocess on astronaut.jpg, 1/4/16-face frames "
                            "and a generated multi-face video")
-    pipe.add_argument("--pipeline-iterations", type=int, default=30, help="frames per image case (default 30)")
-    pipe.add_argument("--pipeline-faces", nargs="+", type=int, default=[1, 4, 16],
+    pipe.add_argument("--pipeline-iterations", type=positive_int, default=30, help="frames per image case (default 30)")
+    pipe.add_argument("--pipeline-faces", nargs="+", type=positive_int, default=[1, 4, 16],
                       help="faces per composed frame/video (square numbers; default 1 4 16)")
-    pipe.add_argument("--pipeline-video-frames", type=int, default=24, help="frames per generated video (default 24)")
-    pipe.add_argument("--pipeline-warmup", type=int, default=2, help="untimed frames per case (default 2)")
+    pipe.add_argument("--pipeline-video-frames", type=positive_int, default=24,
+                      help="frames per generated video (default 24)")
+    pipe.add_argument("--pipeline-warmup", type=nonnegative_int, default=2, help="untimed frames per case (default 2)")
     pipe.add_argument("--pipeline-runtime", default="openvino", help="runtime of the pipeline (default openvino)")
     fid = parser.add_argument_group("fidelity and gates")
     fid.add_argument("--data", type=Path, help="labelled dataset for fidelity against FP32 PyTorch")
@@ -79,7 +83,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fid.add_argument("--gates", type=Path, help="regression YAML; exit 1 if any gate fails")
     fid.add_argument("--recommend", action="store_true",
                      help="per runtime, the fastest precision whose fidelity passes the gates (needs --data)")
-    parser.add_argument("--report-dir", type=Path, help="write JSON, Markdown and PNG plots here")
+    parser.add_argument("--report-dir", type=output_dir, help="write JSON, Markdown and PNG plots here")
     parser.add_argument("--report-name", default="bench", help="file stem of the reports (default bench)")
     parser.add_argument("--title", help="report title")
     add_json_flag(parser, "the report")

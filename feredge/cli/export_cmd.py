@@ -14,6 +14,7 @@ EXAMPLE = "feredge export --target openvino --precision fp32 --output bundles/de
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from feredge.cli.args import float_in, int_at_least, output_dir, positive_int
     from feredge.export.targets import TARGETS
     from feredge.quantize.ptq import PTQ_BACKENDS
 
@@ -24,18 +25,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="registered model name (default: the shipped mini_xception)")
     source.add_argument("--checkpoint", type=Path, help="feredge checkpoint (.safetensors with .json sidecar)")
-    parser.add_argument("--output", "-o", type=Path, help="bundle directory (default bundles/MODEL-TARGET-PREC)")
-    parser.add_argument("--max-batch", type=int, default=64, help="largest batch the bundle accepts (default 64)")
+    parser.add_argument("--output", "-o", type=output_dir, help="bundle directory (default bundles/MODEL-TARGET-PREC)")
+    parser.add_argument("--max-batch", type=int_at_least(1, 4096), default=64,
+                        help="largest batch the bundle accepts (default 64)")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle directory")
     int8 = parser.add_argument_group("int8")
     int8.add_argument("--calib", help="calibration data: a dataset (class folders), a folder of face photos, "
                                       "a .npy of prepared faces, or 'reference'")
     int8.add_argument("--calib-format", default="auto",
                       help="auto (default), images, npy, reference, or a dataset format (folder, fer2013, rafdb, ...)")
-    int8.add_argument("--calib-size", type=int, default=256, help="calibration faces, class-balanced (default 256)")
-    int8.add_argument("--max-drop", type=float, metavar="POINTS",
+    int8.add_argument("--calib-size", type=positive_int, default=256,
+                      help="calibration faces, class-balanced (default 256)")
+    int8.add_argument("--max-drop", type=float_in(0.0, 100.0, low_open=False), metavar="POINTS",
                       help="accuracy budget on the calibration dataset's val split; keeps sensitive layers in float")
-    int8.add_argument("--min-agreement", type=float, metavar="PERCENT",
+    int8.add_argument("--min-agreement", type=float_in(0.0, 100.0), metavar="PERCENT",
                       help="keep the most sensitive layers in float until INT8 top-1 agrees with FP32 on at least "
                            "PERCENT of the gate faces (the val split of a labelled --calib, else the reference faces)")
     int8.add_argument("--ptq", default="auto", choices=("auto", *PTQ_BACKENDS),
@@ -45,9 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="PTQ: 7-bit weights so CPUs without VNNI cannot saturate (default: on for openvino/onnx, "
                            "off for tensorrt; see feredge.quantize.config)")
     trt = parser.add_argument_group("tensorrt target")
-    trt.add_argument("--min-batch", type=int, help="TensorRT profile: fewest faces per frame (default 1)")
-    trt.add_argument("--opt-batch", type=int, help="TensorRT profile: faces per frame to tune for (default 4)")
-    trt.add_argument("--workspace-mb", type=int, default=1024, help="TensorRT builder workspace (default 1024)")
+    trt.add_argument("--min-batch", type=positive_int, help="TensorRT profile: fewest faces per frame (default 1)")
+    trt.add_argument("--opt-batch", type=positive_int, help="TensorRT profile: faces per frame to tune for (default 4)")
+    trt.add_argument("--workspace-mb", type=int_at_least(16), default=1024,
+                     help="TensorRT builder workspace (default 1024)")
     add_verbose_flag(parser)
     add_json_flag(parser, "the manifest")
 

@@ -25,7 +25,15 @@ from typing import Any
 import numpy as np
 
 from feredge import __version__
-from feredge.bundle import BUNDLE_SCHEMA_VERSION, Bundle, BundleError, file_entry, staged_bundle, write_manifest
+from feredge.bundle import (
+    BUNDLE_SCHEMA_VERSION,
+    Bundle,
+    BundleError,
+    file_entry,
+    file_precision,
+    staged_bundle,
+    write_manifest,
+)
 from feredge.calibration.reference import ReferenceSet, reference_faces
 from feredge.errors import FeredgeError
 from feredge.export.onnx_export import DEFAULT_OPSET, export_onnx, torch_logits
@@ -169,7 +177,9 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
             "onnx": {k: v for k, v in onnx_report.to_dict().items() if k != "parity"},
             "parity": {"reference": reference.describe(), "results": [p.to_dict() for p in ctx.parity]},
             "toolchain": toolchain_versions(),
-            "files": {name: file_entry(staging / name, role) for name, role in ctx.files.items()},
+            "files": {name: file_entry(staging / name, role, precision=file_precision(role, target.name,
+                                                                                      options.precision))
+                      for name, role in ctx.files.items()},
             **ctx.manifest_extra,
         }
         write_manifest(staging, manifest)

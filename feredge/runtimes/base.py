@@ -102,8 +102,9 @@ class Runner(ABC):
         for role in cls.bundle_roles:
             if bundle.has(role):
                 options.setdefault("max_batch", bundle.max_batch)
-                # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle
-                options.setdefault("precision", bundle.precision)
+                # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle's
+                # record of the file it loads (an INT8 OpenVINO bundle's model.onnx is the fp32 ONNX)
+                options.setdefault("precision", bundle.role_precision(role))
                 runner = cls._from_bundle_file(bundle, role, **options)
                 runner.contract = BundleContract(Path(bundle.root), tuple(bundle.spec.input_shape),
                                                  len(bundle.labels))

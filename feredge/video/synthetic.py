@@ -21,6 +21,7 @@ import numpy as np
 
 from feredge.data.synth import SYNTH_LABELS, SynthConfig, synth_sample
 from feredge.errors import FeredgeError
+from feredge.preprocess.image_io import OpenCVName, display_path
 
 #: expressions each face cycles through (names of :data:`SYNTH_LABELS`)
 DEFAULT_CYCLE = ("happy", "surprise", "neutral", "sad", "angry")
@@ -103,19 +104,20 @@ def write_video(path: str | Path, spec: VideoSpec, *, truth_path: str | Path | N
     path.parent.mkdir(parents=True, exist_ok=True)
     fourcc = "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
     video = SyntheticVideo(spec)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), spec.fps, (spec.width, spec.height))
-    if not writer.isOpened():
-        raise FeredgeError(f"{path}: OpenCV cannot write {fourcc} video")
-    truth = open(truth_path, "w", encoding="utf-8") if truth_path else None  # noqa: SIM115
-    try:
-        for index in range(spec.frames):
-            writer.write(video.frame(index))
+    with OpenCVName(path) as name:  # a non-UTF-8 path never reaches OpenCV (it crashes on one)
+        writer = cv2.VideoWriter(name.name, cv2.VideoWriter_fourcc(*fourcc), spec.fps, (spec.width, spec.height))
+        if not writer.isOpened():
+            raise FeredgeError(f"{display_path(path)}: OpenCV cannot write {fourcc} video")
+        truth = open(truth_path, "w", encoding="utf-8") if truth_path else None  # noqa: SIM115
+        try:
+            for index in range(spec.frames):
+                writer.write(video.frame(index))
+                if truth:
+                    truth.write(json.dumps({"frame": index, "faces": [asdict(t) for t in video.truth(index)]}) + "\n")
+        finally:
+            writer.release()
             if truth:
-                truth.write(json.dumps({"frame": index, "faces": [asdict(t) for t in video.truth(index)]}) + "\n")
-    finally:
-        writer.release()
-        if truth:
-            truth.close()
+                truth.close()
     return path
 
 

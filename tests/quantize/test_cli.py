@@ -46,7 +46,7 @@ def test_min_agreement_outside_a_percentage_fails_before_any_work(capsys: pytest
                                                                    tmp_path: Path, value: str) -> None:
     err = _one_line_error(capsys, ["export", "--target", "onnx", "--precision", "int8", "--calib", "reference",
                                    "--min-agreement", value, "-o", str(tmp_path / "b")])
-    assert "--min-agreement must be a percentage in (0, 100]" in err
+    assert "argument --min-agreement: must be in (0, 100]" in err
     assert not (tmp_path / "b").exists()
 
 

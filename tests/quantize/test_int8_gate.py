@@ -131,3 +131,59 @@ def test_the_default_export_keeps_sensitive_layers_in_float_until_the_gate_holds
     # --min-agreement raises the bar; the shipped file is what the gate measured
     strict = _export(synth, tmp_path / "strict", min_agreement=100.0)["int8"]["agreement_budget"]
     assert strict["final_agreement"] == 1.0 and len(strict["excluded"]) >= len(budget["excluded"])
+
+
+def _photo_folder(root: Path) -> Path:
+    """Real face photos: the shipped astronaut re-photographed (scale, rotation, light, blur, JPEG)."""
+    import cv2
+
+    from feredge.calibration.reference import demo_image_path
+
+    root.mkdir(parents=True)
+    image = cv2.imread(str(demo_image_path()))
+    h, w = image.shape[:2]
+    rng = np.random.default_rng(7)
+    for k in range(24):
+        matrix = cv2.getRotationMatrix2D((w / 2, h / 2), rng.uniform(-10, 10), rng.uniform(0.6, 1.0))
+        photo = cv2.warpAffine(image, matrix, (w, h), borderMode=cv2.BORDER_REFLECT)
+        photo = cv2.convertScaleAbs(photo, alpha=rng.uniform(0.6, 1.3), beta=rng.uniform(-30, 30))
+        cv2.imwrite(str(root / f"photo{k:02d}.jpg"), cv2.flip(photo, 1) if k % 2 else photo)
+    return root
+
+
+@pytest.mark.slow
+def test_int8_openvino_export_from_photos_passes_quietly_and_bench_names_the_files_that_ran(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, synth: Path) -> None:
+    import json
+    import tempfile
+
+    from feredge.cli import main
+
+    photos = _photo_folder(tmp_path / "photos")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    bundle = tmp_path / "bundle"
+    assert main(["export", "--precision", "int8", "--calib", str(photos), "-o", str(bundle), "--json"]) == 0
+    out, err = capfd.readouterr()
+    manifest = json.loads(out)["manifest"]  # stdout is the JSON and nothing else (NNCF logs on stdout)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert all(line.startswith("note: ") for line in lines), lines  # no NNCF/ORT/torch log line
+    assert list(scratch.iterdir()) == []  # INT8 temporaries gone once the bundle is written
+    gate = [p for p in manifest["parity"]["results"] if p["precision"] == "int8" and p["gate"]]
+    assert gate and gate[0]["passed"]
+    budget = manifest["int8"]["agreement_budget"]
+    assert budget["met"] and "fp32_agreement" in budget and "fp32_accuracy" not in budget
+    files = manifest["files"]
+    assert files["model.xml"]["precision"] == "int8" and files["model.onnx"]["precision"] == "fp32"
+
+    # bench --data on the INT8 bundle alone: the reference comes from its float weights, and the
+    # ONNX Runtime row says it ran the fp32 ONNX
+    assert main(["bench", "--bundle", str(bundle), "--data", str(synth), "--split", "val", "--iterations", "3",
+                 "--warmup", "1", "--batch", "1", "--json"]) == 0
+    report = json.loads(capfd.readouterr().out)
+    rows = {(r["runtime"], r["precision"]) for r in report["models"][0]["rows"]}
+    assert rows == {("openvino", "int8"), ("onnxruntime", "fp32")}
+    fidelity = report["fidelity"][0][0] if isinstance(report["fidelity"][0], list) else report["fidelity"][0]
+    assert {(r["runtime"], r["precision"]) for r in fidelity["rows"]} == {("openvino", "int8"), ("onnxruntime", "fp32")}
+    assert fidelity["reference"]["runtime"] == "torch"
