@@ -10,7 +10,8 @@ from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
 
 NAME = "export"
 HELP = "export a model to a verified ONNX / OpenVINO / TensorRT-ready bundle"
-EXAMPLE = "feredge export --target openvino --precision fp32 --output bundles/default"
+EXAMPLE = ("feredge export --target openvino --precision fp32 --output bundles/default\n"
+           "  feredge export --target openvino --precision int8 --calib photos/ --output bundles/int8")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     int8.add_argument("--max-drop", type=float_in(0.0, 100.0, low_open=False), metavar="POINTS",
                       help="accuracy budget on the calibration dataset's val split; keeps sensitive layers in float")
     int8.add_argument("--min-agreement", type=float_in(0.0, 100.0), metavar="PERCENT",
-                      help="keep the most sensitive layers in float until INT8 top-1 agrees with FP32 on at least "
-                           "PERCENT of the gate faces (the val split of a labelled --calib, else the reference faces)")
+                      help="INT8 top-1 agreement with FP32 to reach on the gate faces (the val split of a labelled "
+                           "--calib, else the reference faces) by keeping the fewest sensitive layers in float "
+                           "(default: the gate's 98)")
     int8.add_argument("--ptq", default="auto", choices=("auto", *PTQ_BACKENDS),
                       help="post-training backend when the checkpoint is not a QAT one (auto: nncf for openvino, "
                            "ort for onnx, modelopt for tensorrt)")

@@ -12,7 +12,11 @@ from feredge.models import create_model, get_entry
 
 
 def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    assert main(argv) == 2
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # refused when parsed (argparse exits)
+        code = exc.code
+    assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("feredge: error:") and "\n" not in err and "Traceback" not in err
     return err
