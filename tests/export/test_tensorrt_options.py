@@ -6,24 +6,20 @@ from types import SimpleNamespace
 
 import pytest
 
-from feredge.export.tensorrt.int8 import INT8_NEEDS, Int8Unavailable, int8_onnx_for, register_qdq_provider
+from feredge.export.tensorrt.int8 import INT8_NEEDS, Int8Unavailable, int8_onnx_for
 from feredge.export.tensorrt.options import TrtExportOptions, trt_options_of
 from feredge.runtimes.tensorrt.plan import DEFAULT_WORKSPACE_MB
 
 
-def test_int8_hook_raises_today_and_accepts_a_provider(tmp_path, monkeypatch):
+def test_int8_hook_raises_without_calibration_and_takes_the_checkpoints_qdq_onnx(tmp_path):
     ctx = SimpleNamespace(source=SimpleNamespace(extra={}), options=SimpleNamespace(int8=None, tensorrt=None))
     with pytest.raises(Int8Unavailable) as info:
         int8_onnx_for(ctx)  # type: ignore[arg-type]
     assert str(info.value) == INT8_NEEDS and "--calib" in INT8_NEEDS and "\n" not in INT8_NEEDS
     qdq = tmp_path / "qat.onnx"
     qdq.write_bytes(b"")
-    monkeypatch.setattr("feredge.export.tensorrt.int8._PROVIDERS", [])
-    register_qdq_provider(lambda _ctx: qdq)
-    assert int8_onnx_for(ctx) == qdq  # type: ignore[arg-type]
     ckpt = SimpleNamespace(source=SimpleNamespace(extra={"qdq_onnx": str(qdq)}),
                            options=SimpleNamespace(int8=None, tensorrt=None))
-    monkeypatch.setattr("feredge.export.tensorrt.int8._PROVIDERS", [])
     assert int8_onnx_for(ckpt) == qdq  # type: ignore[arg-type]
 
 
