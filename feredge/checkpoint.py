@@ -4,6 +4,13 @@
 model without re-typing it — registered model name and constructor arguments, PreprocessSpec,
 labels, training metrics, data fingerprint, feredge version — and the sha256 of the weights file,
 so a sidecar paired with the wrong weights is refused.
+
+A checkpoint whose ``extra`` holds a section a plain float build cannot load (ModelOpt's QAT
+quantizers under ``extra["qat"]``) is rebuilt by the loader registered for that section with
+:func:`register_extra_loader`. The package that writes such sections registers its loader
+(:mod:`feredge.quantize` registers ``"qat"``), so this module imports none of them; the sidecar
+records the section's loader and who registers it, so a checkpoint loaded where that package was
+never imported fails in one line instead of loading as a float model.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +31,32 @@ from feredge.preprocess.spec import PreprocessSpec
 CHECKPOINT_SCHEMA_VERSION = 1
 
 
+@dataclass(frozen=True)
+class ExtraLoader:
+    """Rebuilds the model of a checkpoint whose ``extra`` has ``section``: ``load(weights, meta) -> model``."""
+
+    section: str
+    load: Callable[[Path, CheckpointMeta], Any]
+    provider: str  # the package that registers it, named in the sidecar and in the error when it is missing
+
+
+_EXTRA_LOADERS: dict[str, ExtraLoader] = {}
+
+
+def register_extra_loader(section: str, load: Callable[[Path, CheckpointMeta], Any], provider: str) -> ExtraLoader:
+    """Load checkpoints whose ``extra`` holds ``section`` with ``load`` instead of a plain float build."""
+    known = _EXTRA_LOADERS.get(section)
+    if known is not None and (known.load is not load or known.provider != provider):
+        raise FeredgeError(f"checkpoint section {section!r} already has a loader (from {known.provider})")
+    loader = _EXTRA_LOADERS[section] = ExtraLoader(section, load, provider)
+    return loader
+
+
+def extra_loaders() -> dict[str, ExtraLoader]:
+    """The registered loaders by section (a copy)."""
+    return dict(_EXTRA_LOADERS)
+
+
 @dataclass
 class CheckpointMeta:
     model: str
@@ -32,8 +66,16 @@ class CheckpointMeta:
     metrics: dict[str, Any] = field(default_factory=dict)
     data_fingerprint: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. {"qat": {...}}, {"epoch": 3}
+    #: extra section → package whose loader rebuilds the model, as the sidecar recorded it
+    loaders: dict[str, str] = field(default_factory=dict)
+
+    def needed_loaders(self) -> dict[str, str]:
+        """The sections of ``extra`` that need a registered loader, and which package registers each."""
+        return {section: (loader.provider if (loader := _EXTRA_LOADERS.get(section)) else self.loaders[section])
+                for section in self.extra if section in _EXTRA_LOADERS or section in self.loaders}
 
     def to_dict(self, weights_sha256: str) -> dict[str, Any]:
+        loaders = self.needed_loaders()
         return {
             "schema_version": CHECKPOINT_SCHEMA_VERSION,
             "feredge_version": __version__,
@@ -44,6 +86,7 @@ class CheckpointMeta:
             "metrics": self.metrics,
             "data_fingerprint": self.data_fingerprint,
             "extra": self.extra,
+            **({"loaders": loaders} if loaders else {}),  # float checkpoints' sidecars stay as they were
             "weights_sha256": weights_sha256,
         }
 
@@ -90,6 +133,7 @@ def read_checkpoint_meta(path: str | Path) -> tuple[Path, CheckpointMeta]:
             metrics=dict(data.get("metrics") or {}),
             data_fingerprint=data.get("data_fingerprint"),
             extra=dict(data.get("extra") or {}),
+            loaders={str(k): str(v) for k, v in dict(data.get("loaders") or {}).items()},
         )
         expected = data["weights_sha256"]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
@@ -107,10 +151,17 @@ def load_checkpoint(path: str | Path) -> tuple[Any, CheckpointMeta]:
     from feredge.models import create_model
 
     weights, meta = read_checkpoint_meta(path)
-    if "qat" in meta.extra:  # INT8 fake-quant (ModelOpt) model: rebuilt with its quantizers by feredge.quantize
-        from feredge.quantize.modelopt_qat import load_qat_model
-
-        return load_qat_model(weights, meta), meta
+    needed = meta.needed_loaders()
+    if len(needed) > 1:
+        raise FeredgeError(f"{weights}: checkpoint sections {', '.join(sorted(needed))} each need their own "
+                           "loader; one checkpoint can be rebuilt by one only")
+    if needed:  # e.g. an INT8 fake-quant (ModelOpt QAT) model, rebuilt with its quantizers
+        [(section, provider)] = needed.items()
+        loader = _EXTRA_LOADERS.get(section)
+        if loader is None:
+            raise FeredgeError(f"{weights}: its {section!r} section is loaded by {provider}, which is not "
+                               f"imported; import {provider} first")
+        return loader.load(weights, meta), meta
     model = create_model(meta.model, **{"num_classes": len(meta.labels), **meta.model_kwargs})
     try:
         state = load_file(str(weights))

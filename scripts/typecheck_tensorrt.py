@@ -22,9 +22,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS = [
-    "feredge/export/tensorrt",
+    "feredge/runtimes/tensorrt",  # the device side: engine key, plan, builder, calibrator, CUDA, runner
+    "feredge/export/tensorrt",  # the export target, options, fp16 converter, INT8 hook
     "feredge/export/trt_onnx_check.py",
-    "feredge/runtimes/tensorrt_runner.py",
     "feredge/cli/build_cmd.py",
 ]
 STUBS = "tensorrt-stubs"

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+import feredge.quantize  # noqa: F401  torch-free; registers the QAT checkpoint loader for eval, train and bench
 from feredge import __version__
 from feredge.cli import (
     bench_cmd,

@@ -31,10 +31,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from feredge.bundle import Bundle
-    from feredge.export.tensorrt.builder import build_into_bundle, require_tensorrt
-    from feredge.export.tensorrt.engine_key import preflight
-    from feredge.export.tensorrt.plan import plan_from_manifest
-    from feredge.export.tensorrt.trtexec import trtexec_commands
+    from feredge.runtimes.tensorrt.builder import build_into_bundle, require_tensorrt
+    from feredge.runtimes.tensorrt.engine_key import preflight
+    from feredge.runtimes.tensorrt.plan import plan_from_manifest
+    from feredge.runtimes.tensorrt.trtexec import trtexec_commands
 
     bundle = Bundle.load(args.bundle)
     if args.print_trtexec:

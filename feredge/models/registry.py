@@ -66,6 +66,9 @@ class ModelEntry:
         return self.builder(**kwargs)
 
 
+#: filled by the family modules that ``feredge/models/__init__.py`` imports. Importing this module
+#: always runs that package init first, so every lookup below sees every family without this
+#: module importing its own package (which made ``models`` ↔ ``models.registry`` a cycle).
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
@@ -111,12 +114,10 @@ def _first_line(doc: str | None) -> str:
 
 
 def list_models() -> list[str]:
-    _load_all()
     return sorted(_REGISTRY)
 
 
 def get_entry(name: str) -> ModelEntry:
-    _load_all()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -156,7 +157,3 @@ def count_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
         model(torch.zeros(1, *input_shape))
     return counter.get_total_flops() // 2
 
-
-def _load_all() -> None:
-    # Importing the package runs every model module's @register_model.
-    import feredge.models  # noqa: F401

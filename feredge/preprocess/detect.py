@@ -1,4 +1,4 @@
-"""Face detectors behind one small interface, found by name in :data:`DETECTORS`.
+"""Face detectors behind one small interface (:mod:`feredge.preprocess.boxes`), found by name in :data:`DETECTORS`.
 
 The embedded default is OpenCV's frontal-face Haar cascade: it ships inside every OpenCV 4.x wheel
 and JetPack's OpenCV, so detection needs no download. ``none`` treats the whole image as one face
@@ -10,49 +10,15 @@ is the better one: shipped ONNX weights on onnxruntime, and five landmarks per f
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.preprocess.boxes import Box, Detector
 from feredge.preprocess.image_io import OpenCVName
 from feredge.preprocess.spec import DetectorSpec
-
-
-@dataclass(frozen=True)
-class Box:
-    """A face box in pixel coordinates of the image it was found in.
-
-    ``landmarks``: five (x, y) points — left eye, right eye, nose, left and right mouth corner, as
-    seen in the image — from detectors that find them (MTCNN), else None. They drive five-point
-    alignment; :meth:`as_list` stays the box only.
-    """
-
-    x: int
-    y: int
-    w: int
-    h: int
-    score: float = 1.0
-    landmarks: tuple[tuple[float, float], ...] | None = None
-
-    def scaled(self, factor: float) -> Box:
-        landmarks = None
-        if self.landmarks is not None:
-            landmarks = tuple((x * factor, y * factor) for x, y in self.landmarks)
-        return Box(
-            round(self.x * factor), round(self.y * factor), round(self.w * factor), round(self.h * factor),
-            self.score, landmarks,
-        )
-
-    def as_list(self) -> list[int]:
-        return [self.x, self.y, self.w, self.h]
-
-
-class Detector(Protocol):
-    def detect(self, image: np.ndarray) -> list[Box]: ...
 
 
 class HaarDetector:
@@ -115,3 +81,6 @@ def create_detector(spec: DetectorSpec) -> Detector:
     except KeyError:
         raise FeredgeError(f"unknown detector {spec.name!r}; known: {', '.join(sorted(DETECTORS))}") from None
     return factory(spec)
+
+
+__all__ = ["DETECTORS", "Box", "Detector", "HaarDetector", "WholeImageDetector", "create_detector"]

@@ -21,7 +21,7 @@ import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.preprocess.detect import Box
+from feredge.preprocess.boxes import Box
 from feredge.preprocess.spec import DetectorSpec
 
 #: score thresholds of the three stages and the pyramid step: facenet-pytorch's defaults

@@ -4,17 +4,36 @@ Entry points: :func:`int8_onnx` (a Q/DQ ONNX for an export context: what the Ten
 calls), :mod:`~feredge.quantize.modelopt_qat` (insert/calibrate/fine-tune/save/restore),
 :data:`~feredge.quantize.ptq.PTQ_BACKENDS`, :mod:`~feredge.quantize.sensitivity` (``--max-drop``).
 Imports are lazy: ModelOpt and NNCF load only when used.
+
+Importing this package registers the QAT checkpoint loader with :mod:`feredge.checkpoint` (which
+knows nothing of quantization): a checkpoint with ``extra["qat"]`` is rebuilt with its quantizers
+by :func:`~feredge.quantize.modelopt_qat.load_qat_model`. Torch-free until such a load happens.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-__all__ = ["Int8NeedsCalibration", "int8_onnx"]
+from feredge.checkpoint import CheckpointMeta, register_extra_loader
+
+__all__ = ["QAT_SECTION", "Int8NeedsCalibration", "int8_onnx"]
+
+#: the ``extra`` section of a QAT checkpoint (``modelopt_qat.QAT_KEY``, which imports torch)
+QAT_SECTION = "qat"
+
+
+def _load_qat_checkpoint(weights: Path, meta: CheckpointMeta) -> Any:
+    from feredge.quantize.modelopt_qat import load_qat_model
+
+    return load_qat_model(weights, meta)
+
+
+register_extra_loader(QAT_SECTION, _load_qat_checkpoint, provider=__name__)
 
 
 def __getattr__(name: str) -> Any:
-    if name in __all__:
+    if name in ("Int8NeedsCalibration", "int8_onnx"):
         from feredge.quantize import int8
 
         return getattr(int8, name)

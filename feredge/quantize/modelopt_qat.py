@@ -231,7 +231,7 @@ def restore(model: nn.Module, info: QatInfo, state_dict: dict[str, torch.Tensor]
 
 
 def load_qat_model(weights: Path, meta: Any) -> nn.Module:
-    """Called by :func:`feredge.checkpoint.load_checkpoint` for a checkpoint with ``extra["qat"]``."""
+    """The loader :mod:`feredge.quantize` registers with :mod:`feredge.checkpoint` for ``extra["qat"]``."""
     from safetensors.torch import load_file
 
     from feredge.models import create_model

@@ -34,7 +34,7 @@ RUNTIMES: dict[str, RuntimeInfo] = {
                     ("onnxruntime",), "pip install onnxruntime", aliases=("ort", "onnx")),
         RuntimeInfo("torch", "feredge.runtimes.torch_runner", "TorchRunner", ("torch", "safetensors"),
                     "pip install 'feredge[train]' (torch, safetensors)", aliases=("pytorch",)),
-        RuntimeInfo("tensorrt", "feredge.runtimes.tensorrt_runner", "TensorRTRunner", ("tensorrt", "cuda"),
+        RuntimeInfo("tensorrt", "feredge.runtimes.tensorrt.runner", "TensorRTRunner", ("tensorrt", "cuda"),
                     "TensorRT: JetPack's python3-libnvinfer on Jetson, or pip install tensorrt "
                     "--extra-index-url https://pypi.nvidia.com; plus pip install cuda-python",
                     aliases=("trt", "engine")),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from feredge.cli import main
-from feredge.export.tensorrt.builder import probe_tensorrt
+from feredge.runtimes.tensorrt.builder import probe_tensorrt
 
 LOCAL_TRT, NO_TRT_REASON = probe_tensorrt()
 

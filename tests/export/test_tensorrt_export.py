@@ -16,7 +16,7 @@ import pytest
 
 from feredge.bundle import Bundle
 from feredge.errors import FeredgeError, MissingBackendError
-from feredge.export.tensorrt.builder import probe_tensorrt
+from feredge.runtimes.tensorrt.builder import probe_tensorrt
 
 LOCAL_TRT, NO_TRT_REASON = probe_tensorrt()
 
@@ -86,7 +86,7 @@ def test_without_tensorrt_the_export_says_so_in_one_line(fp16_export):
 def test_building_without_tensorrt_is_a_clear_error(fp16_export):
     if LOCAL_TRT is not None:
         pytest.skip("TensorRT is installed here")
-    from feredge.export.tensorrt.builder import build_into_bundle
+    from feredge.runtimes.tensorrt.builder import build_into_bundle
 
     with pytest.raises(MissingBackendError, match=r"cannot build a TensorRT engine: .*not installed"):
         build_into_bundle(Bundle.load(fp16_export.bundle))

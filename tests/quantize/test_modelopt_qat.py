@@ -59,8 +59,8 @@ def test_qat_checkpoint_round_trip_is_exact(quantized, real_faces: np.ndarray, t
     path = save_qat_checkpoint(tmp_path / "qat", quantized, meta, info)
     sidecar = path.with_suffix(".json").read_text()
     assert "modelopt_state" in sidecar
-    restored, restored_meta = load_checkpoint(path)
-    assert is_qat_extra(restored_meta.extra)
+    restored, restored_meta = load_checkpoint(path)  # through the loader feredge.quantize registers
+    assert is_qat_extra(restored_meta.extra) and restored_meta.loaders == {"qat": "feredge.quantize"}
     assert quantized_layers(restored) == quantized_layers(quantized)
     faces = real_faces[:16]
     np.testing.assert_array_equal(torch_logits(restored, faces), torch_logits(quantized, faces))

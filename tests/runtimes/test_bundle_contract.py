@@ -103,7 +103,7 @@ def test_a_consistent_bundle_activates(default_bundle, runtime):
 def test_tensorrt_runner_checks_the_bundle_with_a_stand_in_engine(default_bundle, tmp_path, monkeypatch):
     """TensorRT cannot run here: its runner's path through from_bundle/activate is run with the
     engine replaced by a stand-in (the engine's input metadata and a 7-wide output)."""
-    from feredge.runtimes.tensorrt_runner import TensorRTRunner
+    from feredge.runtimes.tensorrt.runner import TensorRTRunner
 
     def engine(self):
         self.stand_in = True

@@ -20,7 +20,7 @@ from feredge.runtimes.registry import RUNTIMES, is_available, runner_class
 RUNTIME_CASES: dict[str, str | None] = {
     "torch": None, "onnxruntime": None, "openvino": None,
     "tensorrt": None if is_available("tensorrt") else
-    "TensorRT is not installed (it needs an NVIDIA GPU and NVIDIA's wheels); tests/runtimes/test_tensorrt_runner.py "
+    "TensorRT is not installed (it needs an NVIDIA GPU and NVIDIA's wheels); tests/runtimes/tensorrt/test_runner.py "
     "runs it where it is",
 }
 

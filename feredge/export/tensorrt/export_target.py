@@ -1,7 +1,7 @@
 """The ``tensorrt`` export target: TensorRT-ready ONNX files, their checks, and the build plan.
 
 Runs after the shared steps (weights, verified fp32 ``model.onnx``). Per precision it adds what
-each TensorRT major needs (see :func:`~feredge.export.tensorrt.plan.default_variants`), checks
+each TensorRT major needs (see :func:`~feredge.runtimes.tensorrt.plan.default_variants`), checks
 every TensorRT-ready ONNX statically (:mod:`feredge.export.trt_onnx_check`: supported ops,
 Q/DQ placement) and numerically in onnxruntime against PyTorch, and records the plan with its
 ``trtexec`` lines. Where TensorRT and a GPU are present the engine is built now; otherwise the
@@ -18,10 +18,10 @@ import numpy as np
 from feredge.errors import FeredgeError
 from feredge.export.tensorrt.int8 import Int8Unavailable, calibration_for, int8_onnx_for
 from feredge.export.tensorrt.options import trt_options_of
-from feredge.export.tensorrt.plan import BuildPlan, Calibration, default_variants
-from feredge.export.tensorrt.profile import batch_profile
-from feredge.export.tensorrt.trtexec import trtexec_commands
 from feredge.parity import compare_logits
+from feredge.runtimes.tensorrt.plan import BuildPlan, Calibration, default_variants
+from feredge.runtimes.tensorrt.profile import batch_profile
+from feredge.runtimes.tensorrt.trtexec import trtexec_commands
 
 if TYPE_CHECKING:
     from feredge.export.exporter import ExportContext
@@ -110,7 +110,7 @@ def build_tensorrt(ctx: ExportContext) -> None:
 
 
 def _build_now_or_later(ctx: ExportContext, section: dict[str, object]) -> None:
-    from feredge.export.tensorrt.builder import build_into_directory, probe_tensorrt
+    from feredge.runtimes.tensorrt.builder import build_into_directory, probe_tensorrt
 
     local, reason = probe_tensorrt()
     if local is None:

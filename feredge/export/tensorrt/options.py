@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_WORKSPACE_MB = 1024
+from feredge.runtimes.tensorrt.plan import DEFAULT_WORKSPACE_MB
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,13 @@
-"""Build plan, batch profile and trtexec lines: the TensorRT decisions that need no TensorRT."""
+"""Build plan, batch profile and trtexec lines: the device-side TensorRT decisions that need no TensorRT."""
 
 from __future__ import annotations
-
-from types import SimpleNamespace
 
 import pytest
 
 from feredge.errors import FeredgeError
-from feredge.export.tensorrt.int8 import INT8_NEEDS, Int8Unavailable, int8_onnx_for
-from feredge.export.tensorrt.options import TrtExportOptions, trt_options_of
-from feredge.export.tensorrt.plan import BuildPlan, Calibration, default_variants, plan_from_manifest
-from feredge.export.tensorrt.profile import BatchProfile, batch_profile
-from feredge.export.tensorrt.trtexec import trtexec_command, trtexec_commands
+from feredge.runtimes.tensorrt.plan import BuildPlan, Calibration, default_variants, plan_from_manifest
+from feredge.runtimes.tensorrt.profile import BatchProfile, batch_profile
+from feredge.runtimes.tensorrt.trtexec import trtexec_command, trtexec_commands
 
 
 def _plan(precision: str, **variants_kwargs: object) -> BuildPlan:
@@ -85,24 +81,3 @@ def test_default_plan_for_a_bundle_of_another_target():
     plan = plan_from_manifest(manifest)
     assert plan.input_shape == (3, 224, 224) and plan.profile == BatchProfile(1, 4, 16)
     assert plan.variant(10).flags == () and plan.variant(11).onnx == "model.onnx"
-
-
-def test_int8_hook_raises_without_calibration_and_takes_the_checkpoints_qdq_onnx(tmp_path):
-    ctx = SimpleNamespace(source=SimpleNamespace(extra={}), options=SimpleNamespace(int8=None, tensorrt=None))
-    with pytest.raises(Int8Unavailable) as info:
-        int8_onnx_for(ctx)  # type: ignore[arg-type]
-    assert str(info.value) == INT8_NEEDS and "--calib" in INT8_NEEDS and "\n" not in INT8_NEEDS
-    qdq = tmp_path / "qat.onnx"
-    qdq.write_bytes(b"")
-    ckpt = SimpleNamespace(source=SimpleNamespace(extra={"qdq_onnx": str(qdq)}),
-                           options=SimpleNamespace(int8=None, tensorrt=None))
-    assert int8_onnx_for(ckpt) == qdq  # type: ignore[arg-type]
-
-
-def test_trt_options_ride_on_export_options():
-    from feredge.export.exporter import ExportOptions
-
-    options = ExportOptions(target="trt")
-    assert trt_options_of(options) == TrtExportOptions()
-    options.tensorrt = TrtExportOptions(min_batch=2, opt_batch=8, workspace_mb=256)
-    assert trt_options_of(options).opt_batch == 8

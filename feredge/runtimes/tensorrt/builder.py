@@ -5,28 +5,34 @@ typed only (no FP16/INT8 flags, no calibrators — precision is in the ONNX); 10
 plan's builder flags and, for implicit INT8, an entropy calibrator. Every build reads and
 updates a timing cache stored next to the engine, so rebuilds on the same device are fast.
 Engines go into the bundle under their :class:`EngineKey` and are recorded in the manifest.
+TensorRT works on scratch copies of the caches; a finished build's files are renamed into place
+whole, engine first, and only then listed, so a failed or killed build never leaves a truncated
+engine (or cache) under a name the manifest lists, nor an unlisted file the bundle would refuse.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from feredge.errors import FeredgeError, MissingBackendError
-from feredge.export.tensorrt.engine_key import (
+from feredge.fileio import write_bytes_atomic
+from feredge.runtimes.tensorrt.engine_key import (
     CALIBRATION_CACHE_ROLE,
     ENGINE_ROLE,
     TIMING_CACHE_ROLE,
     EngineKey,
 )
-from feredge.export.tensorrt.plan import BuildPlan, plan_from_manifest
-from feredge.export.tensorrt.trtexec import CALIBRATION_CACHE_NAME, TIMING_CACHE_NAME
+from feredge.runtimes.tensorrt.plan import BuildPlan, plan_from_manifest
+from feredge.runtimes.tensorrt.trtexec import CALIBRATION_CACHE_NAME, TIMING_CACHE_NAME
 
 if TYPE_CHECKING:
     from feredge.bundle import Bundle
@@ -54,7 +60,7 @@ def probe_tensorrt() -> tuple[LocalTensorRT | None, str]:
     """The local TensorRT and GPU, or None and why not (never raises for a missing piece)."""
     if importlib.util.find_spec("tensorrt") is None:
         return None, "TensorRT is not installed on this machine"
-    from feredge.export.tensorrt import cuda
+    from feredge.runtimes.tensorrt import cuda
 
     try:
         if cuda.gpu_count() < 1:
@@ -110,7 +116,7 @@ def build_serialized_engine(onnx_path: Path, plan: BuildPlan, *, timing_cache: P
     if variant.calibration is not None and major < 11:
         if calibration is None or calibration_cache is None:
             raise FeredgeError("this INT8 plan calibrates on the device but the bundle has no calibration data")
-        from feredge.export.tensorrt.calibrator import calibration_batches, make_entropy_calibrator
+        from feredge.runtimes.tensorrt.calibrator import calibration_batches, make_entropy_calibrator
 
         size = variant.calibration.batch_size
         calibrator = make_entropy_calibrator(calibration_batches(calibration, size), batch_size=size,
@@ -134,8 +140,7 @@ def build_serialized_engine(onnx_path: Path, plan: BuildPlan, *, timing_cache: P
     if serialized is None:
         raise FeredgeError(f"TensorRT {trt.__version__} failed to build the engine (see its log above)")
     if timing_cache is not None:
-        timing_cache.parent.mkdir(parents=True, exist_ok=True)
-        timing_cache.write_bytes(bytes(memoryview(config.get_timing_cache().serialize())))
+        write_bytes_atomic(timing_cache, bytes(memoryview(config.get_timing_cache().serialize())))
     say(f"built in {time.perf_counter() - start:.0f} s")
     return bytes(memoryview(serialized))
 
@@ -150,7 +155,13 @@ class BuiltEngine:
 
 def build_into_directory(root: Path, manifest: dict[str, Any], local: LocalTensorRT,
                          log: Callable[[str], None] | None = None) -> BuiltEngine:
-    """Build the manifest's plan under ``root/engines/<key>/`` (a bundle or a staging directory)."""
+    """Build the manifest's plan under ``root/engines/<key>/`` (a bundle or a staging directory).
+
+    TensorRT reads and writes its timing and calibration caches in a scratch directory, not in
+    ``root``: a build takes minutes and the calibrator writes its cache half-way, so a build that
+    fails or is killed leaves ``root`` as it was (a bundle refuses unlisted files and stale hashes).
+    Only a finished build is installed, engine first, each file renamed into place whole.
+    """
     from feredge.bundle import safe_member
 
     plan = plan_from_manifest(manifest)
@@ -163,15 +174,23 @@ def build_into_directory(root: Path, manifest: dict[str, Any], local: LocalTenso
     if variant.calibration is not None and local.major < 11:
         calibration = np.load(safe_member(root, variant.calibration.data), allow_pickle=False)
         calib_cache = f"{directory}/{CALIBRATION_CACHE_NAME}"
-    blob = build_serialized_engine(
-        safe_member(root, variant.onnx), plan,
-        timing_cache=safe_member(root, timing) if timing else None, calibration=calibration,
-        calibration_cache=safe_member(root, calib_cache) if calib_cache else None, log=log)
-    engine_path = root / key.engine_path()
-    engine_path.parent.mkdir(parents=True, exist_ok=True)
-    engine_path.write_bytes(blob)
-    return BuiltEngine(key, key.engine_path(), timing, calib_cache if calib_cache and (root / calib_cache).is_file()
-                       else None)
+    with tempfile.TemporaryDirectory(prefix="feredge-trt-") as tmp:
+        scratch: dict[str, Path] = {}
+        for name in (n for n in (timing, calib_cache) if n):
+            scratch[name] = Path(tmp) / PurePosixPath(name).name
+            if (existing := safe_member(root, name)).is_file():  # a rebuild starts from this device's caches
+                shutil.copyfile(existing, scratch[name])
+        blob = build_serialized_engine(
+            safe_member(root, variant.onnx), plan, timing_cache=scratch.get(timing) if timing else None,
+            calibration=calibration, calibration_cache=scratch.get(calib_cache) if calib_cache else None, log=log)
+        # a rebuild (--force, a new TensorRT point release) replaces an engine the manifest already
+        # lists: the old file stays whole until the new one is
+        write_bytes_atomic(root / key.engine_path(), blob)
+        installed = {name for name, path in scratch.items() if path.is_file()}
+        for name in sorted(installed):
+            write_bytes_atomic(root / name, scratch[name].read_bytes())
+    return BuiltEngine(key, key.engine_path(), timing if timing in installed else None,
+                       calib_cache if calib_cache in installed else None)
 
 
 def build_into_bundle(bundle: Bundle, local: LocalTensorRT | None = None,

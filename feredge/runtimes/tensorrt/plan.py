@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from feredge.errors import FeredgeError
-from feredge.export.tensorrt.options import DEFAULT_WORKSPACE_MB
-from feredge.export.tensorrt.profile import BatchProfile, batch_profile
+from feredge.runtimes.tensorrt.profile import BatchProfile, batch_profile
 
 SUPPORTED_MAJORS = (10, 11)
+#: the builder's workspace memory pool when the export gave none (``--workspace-mb``)
+DEFAULT_WORKSPACE_MB = 1024
 
 
 @dataclass(frozen=True)

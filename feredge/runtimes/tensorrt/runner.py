@@ -2,7 +2,7 @@
 
 A bundle normally arrives without an engine for this device (engines are tied to the GPU and
 the TensorRT version), so activation runs the pre-flight check
-(:func:`~feredge.export.tensorrt.engine_key.preflight`): an engine keyed for this (sm, TensorRT)
+(:func:`~feredge.runtimes.tensorrt.engine_key.preflight`): an engine keyed for this (sm, TensorRT)
 is loaded; none, a stale or a foreign one is rebuilt into the bundle — or, with
 ``build=False`` (``--no-build``, or ``FEREDGE_TRT_BUILD=0`` in the environment for commands that
 have no such flag), refused with a message — and never deserialized into a crash.
@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.export.tensorrt.engine_key import preflight
 from feredge.runtimes.base import Runner, TensorMeta
+from feredge.runtimes.tensorrt.engine_key import preflight
 
 
 class TensorRTRunner(Runner):
@@ -43,7 +43,7 @@ class TensorRTRunner(Runner):
                                    "an ONNX file; use Pipeline.from_bundle or `feredge build`")
             return self.model_path
         from feredge.bundle import safe_member
-        from feredge.export.tensorrt.builder import build_into_bundle, require_tensorrt
+        from feredge.runtimes.tensorrt.builder import build_into_bundle, require_tensorrt
 
         local = require_tensorrt()
         allowed = self.options.get("build", os.environ.get("FEREDGE_TRT_BUILD", "1") != "0")
@@ -61,7 +61,7 @@ class TensorRTRunner(Runner):
     def _activate(self) -> TensorMeta:
         import tensorrt as trt
 
-        from feredge.export.tensorrt import cuda
+        from feredge.runtimes.tensorrt import cuda
 
         engine_path = self._resolve_engine()
         self.logger = trt.Logger(trt.Logger.WARNING)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.fileio import write_bytes_atomic
 
 if TYPE_CHECKING:
     import tensorrt as trt
@@ -42,7 +43,7 @@ def make_entropy_calibrator(source: Iterable[np.ndarray], *, batch_size: int, ca
     """An ``IInt8EntropyCalibrator2`` over ``source``, caching to ``cache_path`` (TensorRT 10 only)."""
     import tensorrt as trt
 
-    from feredge.export.tensorrt import cuda
+    from feredge.runtimes.tensorrt import cuda
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
@@ -71,8 +72,7 @@ def make_entropy_calibrator(source: Iterable[np.ndarray], *, batch_size: int, ca
             return self.cache_path.read_bytes() if self.cache_path.is_file() else None
 
         def write_calibration_cache(self, cache: Any) -> None:
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            self.cache_path.write_bytes(bytes(cache))
+            write_bytes_atomic(self.cache_path, bytes(cache))
 
         def free(self) -> None:
             if self.device is not None:

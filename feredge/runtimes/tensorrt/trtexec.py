@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import shlex
 
-from feredge.export.tensorrt.plan import BuildPlan, TrtVariant
+from feredge.runtimes.tensorrt.plan import BuildPlan, TrtVariant
 
 ENGINE_NAME = "model.engine"
 TIMING_CACHE_NAME = "timing.cache"

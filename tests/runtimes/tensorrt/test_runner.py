@@ -7,9 +7,9 @@ import pytest
 
 from feredge.bundle import Bundle
 from feredge.errors import FeredgeError, MissingBackendError
-from feredge.export.tensorrt.builder import LocalTensorRT, probe_tensorrt
-from feredge.export.tensorrt.engine_key import EngineKey
 from feredge.runtimes.registry import AUTO_ORDER, RUNTIMES, is_available, resolve_name, runner_class
+from feredge.runtimes.tensorrt.builder import LocalTensorRT, probe_tensorrt
+from feredge.runtimes.tensorrt.engine_key import EngineKey
 
 LOCAL_TRT, NO_TRT_REASON = probe_tensorrt()
 needs_gpu = pytest.mark.skipif(LOCAL_TRT is None, reason=f"needs TensorRT and an NVIDIA GPU: {NO_TRT_REASON}")
@@ -29,7 +29,7 @@ def test_missing_tensorrt_names_what_to_install():
 
 
 def test_runner_module_imports_without_tensorrt():
-    from feredge.runtimes.tensorrt_runner import TensorRTRunner
+    from feredge.runtimes.tensorrt.runner import TensorRTRunner
 
     assert TensorRTRunner.bundle_roles == ("trt_engine", "onnx")
 
@@ -37,7 +37,7 @@ def test_runner_module_imports_without_tensorrt():
 def test_no_build_refuses_a_foreign_engine_before_touching_tensorrt(default_bundle, tmp_path, monkeypatch):
     import shutil
 
-    from feredge.runtimes.tensorrt_runner import TensorRTRunner
+    from feredge.runtimes.tensorrt.runner import TensorRTRunner
 
     root = tmp_path / "bundle"
     shutil.copytree(default_bundle, root)
@@ -47,7 +47,7 @@ def test_no_build_refuses_a_foreign_engine_before_touching_tensorrt(default_bund
     (root / foreign.engine_path()).write_bytes(b"not an engine for this device")
     bundle.add_file(foreign.engine_path(), "trt_engine", key=str(foreign))
     orin = LocalTensorRT("10.3.0", EngineKey("87", "10.3.0"), "Orin")
-    monkeypatch.setattr("feredge.export.tensorrt.builder.require_tensorrt", lambda: orin)
+    monkeypatch.setattr("feredge.runtimes.tensorrt.builder.require_tensorrt", lambda: orin)
     runner = TensorRTRunner.from_bundle(Bundle.load(root), build=False)
     with pytest.raises(FeredgeError, match=r"foreign.*--no-build.*feredge build") as info:
         runner._resolve_engine()  # the pre-flight step of activate(), before any TensorRT import

@@ -1,4 +1,4 @@
-"""mypy over the TensorRT builder and runner, against tensorrt-stubs (TensorRT cannot install here)."""
+"""mypy over the TensorRT code, device package and export, against tensorrt-stubs (TensorRT cannot install here)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "typecheck_tensorrt.py"
+SCRIPT = Path(__file__).resolve().parents[3] / "scripts" / "typecheck_tensorrt.py"
 
 
 def test_tensorrt_code_is_type_clean_against_the_stubs():

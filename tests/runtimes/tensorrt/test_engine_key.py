@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from feredge.export.tensorrt.engine_key import EngineKey, engine_entries, preflight
+from feredge.runtimes.tensorrt.engine_key import EngineKey, engine_entries, preflight
 
 ORIN_TRT10 = EngineKey.of((8, 7), "10.3.0")
 
