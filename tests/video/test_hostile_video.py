@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from feredge.data.synth.video import VideoSpec, corrupt_mjpeg_frame, write_video
 from feredge.errors import FeredgeError
 from feredge.preprocess.image_io import display_path, iter_video, video_frame_count
 from feredge.video import outputs
@@ -20,7 +21,6 @@ from feredge.video.outputs import AnnotatedVideo, JsonLines, TrackRow, write_tra
 from feredge.video.processor import VideoStats
 from feredge.video.smoothing import TrackHistory
 from feredge.video.stream import CaptureSource, StreamStats, check_camera_index
-from feredge.video.synthetic import VideoSpec, corrupt_mjpeg_frame, write_video
 from tests.preprocess.hostile_corpus import non_utf8_name
 from tests.video.test_synthetic_and_outputs import _face
 

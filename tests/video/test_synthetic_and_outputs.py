@@ -8,10 +8,10 @@ import json
 import cv2
 import numpy as np
 
+from feredge.data.synth.video import SyntheticVideo, VideoSpec
 from feredge.preprocess.detect import Box
 from feredge.video.outputs import AnnotatedVideo, JsonLines, TrackedFace, TrackRow, draw_faces, write_track_csv
 from feredge.video.smoothing import TrackHistory
-from feredge.video.synthetic import SyntheticVideo, VideoSpec
 from tests.video.conftest import SMALL
 
 
