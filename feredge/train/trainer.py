@@ -31,12 +31,12 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from feredge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from feredge.data.augment import AugmentConfig, Augmenter, balanced_sample_weights, class_loss_weights
+from feredge.data.crops import CropSet, make_crops
 from feredge.data.formats import load_dataset
 from feredge.errors import FeredgeError
 from feredge.metrics import ClassificationReport, classification_report
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import normalise
-from feredge.train.crops import CropSet, make_crops
 from feredge.train.objectives import DEFAULT_OBJECTIVE, Batch, ObjectiveParams, create_objective
 
 
