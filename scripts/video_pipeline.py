@@ -4,7 +4,7 @@ skipping, flicker with/without smoothing, back-pressure drops, and a 10,000-fram
 Every figure comes from ``feredge infer`` itself (``--stats`` JSON), run as a subprocess on
 generated videos (:mod:`feredge.data.synth.video`), so the numbers are what a user's command gets.
 
-    python benchmarks/video_pipeline.py --bundle bundles/mini_xception-openvino-fp32 --work /tmp/vp-bench
+    python scripts/video_pipeline.py --bundle bundles/mini_xception-openvino-fp32 --work /tmp/vp-bench
 """
 
 from __future__ import annotations
