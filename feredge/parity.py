@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from feredge.mathops import softmax
+
 
 @dataclass(frozen=True)
 class Tolerance:
@@ -62,12 +64,6 @@ class ParityResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Row-wise softmax of (N, K) logits, shifted by the row maximum so large logits do not overflow."""
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def compare_logits(reference: np.ndarray, actual: np.ndarray, *, runtime: str, precision: str = "fp32",

@@ -1,6 +1,6 @@
 """Accuracy of a checkpoint (PyTorch) or a bundle (any runtime) on a labelled dataset.
 
-Both go through the same crops (:func:`feredge.train.crops.make_crops` with the artifact's own
+Both go through the same crops (:func:`feredge.data.crops.make_crops` with the artifact's own
 PreprocessSpec), so a bundle's figure and its checkpoint's figure differ only by the runtime and
 precision. Evaluating a bundle needs no torch.
 """
@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
+from feredge.data.crops import CropSet, make_crops
 from feredge.data.formats import load_dataset
 from feredge.errors import FeredgeError
 from feredge.metrics import ClassificationReport, classification_report
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import normalise
-from feredge.train.crops import CropSet, make_crops
 
 
 @dataclass

@@ -5,7 +5,7 @@ through exactly what the device does: the model's PreprocessSpec (detector, squa
 margin, resize, colour, normalisation). Two sources:
 
 * a labelled dataset in any :mod:`feredge.data.formats` format (``--calib-format folder`` etc.):
-  samples are cropped by :func:`feredge.train.crops.make_crops` (the training crops, which are the
+  samples are cropped by :func:`feredge.data.crops.make_crops` (the training crops, which are the
   pipeline's crops) and drawn **class-balanced** — the same number per class where a class has
   enough, so a rare expression's activations still set the ranges;
 * ``images``: any folder of photos (no labels), where the spec's own detector finds the faces and
@@ -64,8 +64,8 @@ def _balanced_indices(labels: np.ndarray, num_classes: int, size: int, seed: int
 def from_dataset(path: Path, spec: PreprocessSpec, labels: tuple[str, ...], *, fmt: str = "folder",
                  split: str = "train", size: int = DEFAULT_SIZE, seed: int = 0,
                  balanced: bool = True) -> CalibrationSet:
+    from feredge.data.crops import make_crops
     from feredge.data.formats import load_dataset
-    from feredge.train.crops import make_crops
 
     dataset = load_dataset(fmt, path, split=split, labels=labels)
     crops = make_crops(dataset, spec)

@@ -14,12 +14,9 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from feredge.cli.args import (
     float_in,
@@ -116,54 +113,6 @@ def _expand(sources: list[Path], tally: Tally) -> list[Path]:
         else:
             files.append(source)
     return files
-
-
-def _frames(path: Path, every: int) -> Iterator[tuple[int, np.ndarray, float]]:
-    """Frames of an image file (videos go through :func:`_process_video`; kept for library callers)."""
-    from feredge.preprocess.image_io import is_video_path, iter_video, read_image
-
-    if is_video_path(path):
-        for index, frame in iter_video(path, every=every):
-            yield index, frame, 1.0
-    else:
-        decoded = read_image(path)
-        if decoded.note:
-            print(f"note: {path}: {decoded.note}", file=sys.stderr)
-        yield 0, decoded.image, decoded.scale
-
-
-def annotate(image: np.ndarray, faces: list[Any], scale: float = 1.0) -> np.ndarray:
-    import cv2
-
-    out = image.copy()
-    for face in faces:
-        box = face.box.scaled(scale) if scale != 1.0 else face.box
-        cv2.rectangle(out, (box.x, box.y), (box.x + box.w, box.y + box.h), (0, 200, 0), 2)
-        text = f"{face.label} {face.probability:.0%}"
-        y = max(box.y - 6, 14)
-        cv2.putText(out, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 255, 0), 1, cv2.LINE_AA)
-    return out
-
-
-class _AnnotatedWriter:
-    """Writes an annotated copy of an image into the output directory (videos: ``video.outputs``).
-
-    Encoded in memory and written by temp-and-rename: no path reaches OpenCV (a name that is not
-    UTF-8 crashed its writer) and a full disk never leaves half an image.
-    """
-
-    def __init__(self, directory: Path | None, source: Path) -> None:
-        self.directory, self.source = directory, source
-
-    def write(self, frame: np.ndarray, faces: list[Any], scale: float) -> None:
-        from feredge.preprocess.image_io import write_image
-
-        if self.directory is not None:
-            write_image(self.directory / f"{self.source.stem}.annotated.jpg", annotate(frame, faces, scale))
-
-    def close(self) -> None:
-        """Nothing held open (kept so callers can treat image and video writers alike)."""
 
 
 def run(args: argparse.Namespace) -> int:
@@ -312,30 +261,34 @@ def _stop_on_signals(stop: Any) -> Any:
 
 
 def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any) -> None:
+    """One image file (videos go through :func:`_process_video`): its faces, records, annotated copy."""
     from feredge.errors import FeredgeError, OutputError
+    from feredge.preprocess.image_io import read_image, write_image
+    from feredge.video.outputs import draw_detections
 
-    writer = _AnnotatedWriter(args.annotate, path)
     frames_before = tally.frames
     try:
-        for index, frame, scale in _frames(path, args.every):
-            result = pipeline.run(frame, scale=scale)
-            tally.frames += 1
-            writer.write(frame, result.faces, scale)
-            records = [{"source": str(path), "frame": index, **face.to_dict()} for face in result.faces]
-            if not records:
-                records = [{"source": str(path), "frame": index, "box": None, "label": None, "status": "no_face"}]
-            tally.faces += len(result.faces)
-            for record in records:
-                _emit(record, args.json, sink)
+        decoded = read_image(path)
+        if decoded.note:
+            print(f"note: {path}: {decoded.note}", file=sys.stderr)
+        result = pipeline.run(decoded.image, scale=decoded.scale)
+        tally.frames += 1
+        if args.annotate is not None:  # encoded in memory, written by temp-and-rename (write_image)
+            write_image(args.annotate / f"{path.stem}.annotated.jpg",
+                        draw_detections(decoded.image, result.faces, decoded.scale))
+        records = [{"source": str(path), "frame": 0, **face.to_dict()} for face in result.faces]
+        if not records:
+            records = [{"source": str(path), "frame": 0, "box": None, "label": None, "status": "no_face"}]
+        tally.faces += len(result.faces)
+        for record in records:
+            _emit(record, args.json, sink)
         tally.images += 1
     except OutputError:
         raise  # an output that cannot be written ends the run (one line from the CLI boundary)
     except FeredgeError as exc:
-        if tally.frames > frames_before:
+        if tally.frames > frames_before:  # classified, then its annotated copy could not be encoded
             tally.images += 1
         tally.failed.append(str(exc))
-    finally:
-        writer.close()
 
 
 def _emit(record: dict[str, Any], as_json: bool, sink: Any) -> None:

@@ -32,7 +32,7 @@ def describe(name: str) -> dict[str, object]:
         "params_m": round(params, 3), "paper_params_m": entry.paper.params_m,
         "params_diff": _diff(params, entry.paper.params_m), "macs_m": round(macs, 2),
         "paper_macs_m": entry.paper.paper_macs_m, "macs_diff": _diff(macs, entry.paper.paper_macs_m),
-        "paper_flops_m": entry.paper.flops_m,
+        "paper_flops_m": entry.paper.flops_m, "paper_finding": entry.paper.finding or None,
         "labels": len(entry.labels), "label_names": list(entry.labels), "description": entry.description,
         "spec": entry.spec.to_dict(),
     }

@@ -510,17 +510,3 @@ def iter_video(path: str | Path, *, every: int = 1) -> Iterator[tuple[int, np.nd
     finally:
         capture.release()
         name.close()
-
-
-def video_frame_count(path: str | Path) -> int | None:
-    """Frames the container announces, or None when it does not say (or cannot be opened)."""
-    try:
-        capture, name = open_capture(path)
-    except ImageError:
-        return None
-    try:
-        count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
-        name.close()
-    return count if count > 0 else None

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from feredge.bundle import Bundle
-from feredge.parity import softmax
+from feredge.mathops import softmax
 from feredge.preprocess.detect import Box, Detector, create_detector
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import preprocess_faces

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,12 +29,13 @@ from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from feredge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from feredge.data.augment import AugmentConfig, Augmenter, balanced_sample_weights, class_loss_weights
+from feredge.data.crops import CropSet, make_crops
 from feredge.data.formats import load_dataset
 from feredge.errors import FeredgeError
+from feredge.fileio import atomic_path
 from feredge.metrics import ClassificationReport, classification_report
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import normalise
-from feredge.train.crops import CropSet, make_crops
 from feredge.train.objectives import DEFAULT_OBJECTIVE, Batch, ObjectiveParams, create_objective
 
 
@@ -108,6 +107,28 @@ class EpochRecord:
     seconds: float
     val: dict[str, Any]
     score: float | None = None  # what picked best when not val accuracy
+
+
+@dataclass
+class _Run:
+    """What one training run builds before its first step and carries from epoch to epoch."""
+
+    run_dir: Path
+    labels: tuple[str, ...]
+    spec: PreprocessSpec
+    loss_name: str
+    train: CropSet
+    val: CropSet
+    model: nn.Module
+    objective: Any
+    optimizer: torch.optim.Optimizer
+    data: _CropDataset
+    generator: torch.Generator
+    loader: DataLoader
+    meta: CheckpointMeta
+    start_epoch: int = 0
+    best_score: float = -math.inf
+    history: list[EpochRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -218,15 +239,36 @@ class Trainer:
         self.initial_model, self.extra_meta, self.score = model, dict(extra_meta or {}), score
 
     def run(self) -> TrainResult:
-        from tqdm import tqdm
-
-        from feredge.models import get_entry
-
         cfg = self.config
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
+        run = self._prepare()
+        started = time.monotonic()
+        stopped_early = False
+        if cfg.baseline_epoch and run.start_epoch == 0:
+            self._finish_epoch(run, 0, [], 0.0, 0.0)
+        for epoch in range(run.start_epoch, cfg.epochs):
+            lr = lr_at(cfg, epoch)
+            epoch_start = time.monotonic()
+            losses, stopped_early = self._train_epoch(run, epoch, lr, started)
+            self._finish_epoch(run, epoch + 1, losses, lr, time.monotonic() - epoch_start)
+            if stopped_early or self._out_of_time(started):
+                stopped_early = True
+                self.log(f"stopping: --max-minutes {cfg.max_minutes} reached")
+                break
+        if not run.history:
+            raise FeredgeError(f"{run.run_dir}: nothing to train (already at epoch {run.start_epoch} of {cfg.epochs})")
+        return TrainResult(run.run_dir, run.run_dir / "best.safetensors", run.run_dir / "last.safetensors",
+                           run.history, (time.monotonic() - started) / 60, stopped_early)
+
+    def _prepare(self) -> _Run:
+        """Everything before the first step, in a fixed order (the seeded RNG draws depend on it):
+        spec and objective name, crops, teacher targets, model, objective, loader, optimiser, resume."""
+        from feredge.models import get_entry
+
+        cfg = self.config
         entry = get_entry(cfg.model)
         spec = entry.spec if cfg.input_size is None else entry.spec.replace(input_size=(cfg.input_size,) * 2)
         if cfg.input_size is not None and entry.sized_by_input:
@@ -234,23 +276,7 @@ class Trainer:
         loss_name = cfg.loss or DEFAULT_OBJECTIVE.get(cfg.model, "ce")
         if loss_name == "ldl" and cfg.teacher is None:
             raise FeredgeError("--loss ldl needs --teacher CHECKPOINT (the teacher's predictions are the targets)")
-
-        train_split = load_dataset(cfg.format, cfg.data, split=cfg.train_split, labels=entry.labels)
-        val_split = load_dataset(cfg.format, cfg.data, split=cfg.val_split, labels=entry.labels)
-        train = make_crops(train_split, spec, progress=self.progress)
-        val = make_crops(val_split, spec, progress=self.progress)
-        if train.skipped:
-            self.log(f"train split: {len(train)} samples, {len(train.skipped)} skipped")
-        if cfg.teacher is not None:
-            soft, sources = teacher_distributions(cfg.teacher, train_split, cfg.temperature, entry.labels,
-                                                  self.progress)
-            if sources != train.sources:
-                raise FeredgeError("teacher and student crops differ in which samples were usable")
-            train.soft = soft
-            agreement = float((soft.argmax(1) == train.labels).mean())
-            self.log(f"teacher {cfg.teacher}: distributions for {len(soft)} images, "
-                     f"argmax agrees with labels on {agreement:.1%}")
-
+        train, val = self._crops(entry.labels, spec)
         params = cfg.params
         if cfg.class_weighted:
             params.class_weights = torch.as_tensor(class_loss_weights(train.labels, len(entry.labels)),
@@ -259,88 +285,103 @@ class Trainer:
         if cfg.dropout is not None:
             _set_dropout(model, cfg.dropout)
         objective = create_objective(loss_name, model, params)
+        data, generator, loader = self._loader(train, spec, len(entry.labels), objective.needs_erasing)
+        optimizer = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        run = _Run(cfg.out, entry.labels, spec, loss_name, train, val, model, objective, optimizer, data, generator,
+                   loader, CheckpointMeta(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), spec=spec,
+                                          labels=entry.labels, data_fingerprint=_fingerprint(train, val)))
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.resume:
+            run.start_epoch, run.best_score, run.history = self._restore(run.run_dir, model, optimizer, objective)
+            self.log(f"resuming {run.run_dir} at epoch {run.start_epoch + 1}/{cfg.epochs}")
+        return run
+
+    def _crops(self, labels: tuple[str, ...], spec: PreprocessSpec) -> tuple[CropSet, CropSet]:
+        """Train and val crops; with a teacher, the train crops' soft targets are its distributions."""
+        cfg = self.config
+        train_split = load_dataset(cfg.format, cfg.data, split=cfg.train_split, labels=labels)
+        val_split = load_dataset(cfg.format, cfg.data, split=cfg.val_split, labels=labels)
+        train = make_crops(train_split, spec, progress=self.progress)
+        val = make_crops(val_split, spec, progress=self.progress)
+        if train.skipped:
+            self.log(f"train split: {len(train)} samples, {len(train.skipped)} skipped")
+        if cfg.teacher is not None:
+            soft, sources = teacher_distributions(cfg.teacher, train_split, cfg.temperature, labels, self.progress)
+            if sources != train.sources:
+                raise FeredgeError("teacher and student crops differ in which samples were usable")
+            train.soft = soft
+            agreement = float((soft.argmax(1) == train.labels).mean())
+            self.log(f"teacher {cfg.teacher}: distributions for {len(soft)} images, "
+                     f"argmax agrees with labels on {agreement:.1%}")
+        return train, val
+
+    def _loader(self, train: CropSet, spec: PreprocessSpec, classes: int,
+                erase_pair: bool) -> tuple[_CropDataset, torch.Generator, DataLoader]:
+        """Augmented batches in an order that is a function of (seed, epoch): the generator is reseeded per epoch."""
+        cfg = self.config
         augment = AugmentConfig(erase_p=0.0, brightness=0.2, contrast=0.2, saturation=0.0 if spec.channels == "gray"
                                 else 0.2)
-        data = _CropDataset(train, spec, Augmenter(augment, seed=cfg.seed), erase_pair=objective.needs_erasing)
+        data = _CropDataset(train, spec, Augmenter(augment, seed=cfg.seed), erase_pair=erase_pair)
         generator = torch.Generator().manual_seed(cfg.seed)
-        sampler = (WeightedRandomSampler(balanced_sample_weights(train.labels, len(entry.labels)).tolist(),
+        sampler = (WeightedRandomSampler(balanced_sample_weights(train.labels, classes).tolist(),
                                          len(train), generator=generator) if cfg.balanced else None)
         loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
                             drop_last=len(train) > cfg.batch_size, generator=generator)
-        optimizer = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
+        return data, generator, loader
 
-        run_dir = cfg.out
-        run_dir.mkdir(parents=True, exist_ok=True)
-        history: list[EpochRecord] = []
-        start_epoch, best_score = 0, -math.inf
-        if cfg.resume:
-            start_epoch, best_score, history = self._restore(run_dir, model, optimizer, objective)
-            self.log(f"resuming {run_dir} at epoch {start_epoch + 1}/{cfg.epochs}")
-        meta = CheckpointMeta(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), spec=spec, labels=entry.labels,
-                              data_fingerprint=_fingerprint(train, val))
+    def _train_epoch(self, run: _Run, epoch: int, lr: float, started: float) -> tuple[list[float], bool]:
+        """One pass over the loader at ``lr`` (0-based ``epoch``); returns the step losses and whether
+        ``--max-minutes`` ran out part-way."""
+        from tqdm import tqdm
 
-        def finish(epoch: int, losses: list[float], lr: float, seconds: float) -> None:
-            """Validate, write ``last`` (and ``best`` when it wins) and the trainer state for ``epoch``."""
-            nonlocal best_score
-            report = classification_report(val.labels, _predict(model, val, spec).argmax(1), entry.labels)
-            score = self.score(model.eval()) if self.score is not None else None
-            record = EpochRecord(epoch, float(np.mean(losses)) if losses else float("nan"), lr, seconds,
-                                 _brief(report), score)
-            history.append(record)
-            shown = f"  score {score:.4f}" if score is not None else ""
-            self.log(f"epoch {epoch}/{cfg.epochs}  loss {record.train_loss:.4f}  lr {lr:.3g}  "
-                     f"val {report.summary()}{shown}  ({record.seconds:.0f}s)")
-            meta.metrics = {"epoch": epoch, "val": report.to_dict(), "train_loss": record.train_loss}
-            meta.extra = {"objective": loss_name, "train_config": cfg.to_json(), "epoch": epoch, **self.extra_meta}
-            last = save_checkpoint(run_dir / "last", model.state_dict(), meta)
-            value = score if score is not None else report.accuracy
-            if value > best_score:
-                best_score = value
-                _copy_checkpoint(last, run_dir / "best.safetensors")
-            self._save_state(run_dir, epoch, best_score, history, optimizer, objective)
+        cfg = self.config
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        run.data.epoch = epoch
+        run.generator.manual_seed(cfg.seed * 100_003 + epoch)  # order depends on (seed, epoch): resume is exact
+        run.model.train()
+        if cfg.freeze_bn:
+            for module in run.model.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        losses: list[float] = []
+        bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
+                   leave=False)
+        for x, y, soft in bar:
+            batch = Batch(x, y, soft)
+            loss, _ = run.objective(batch)
+            if not torch.isfinite(loss):
+                raise FeredgeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
+            run.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            run.optimizer.step()
+            run.objective.after_step(batch)
+            losses.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            if self._out_of_time(started):
+                return losses, True
+        return losses, False
 
-        started = time.monotonic()
-        stopped_early = False
-        if cfg.baseline_epoch and start_epoch == 0:
-            finish(0, [], 0.0, 0.0)
-        for epoch in range(start_epoch, cfg.epochs):
-            lr = lr_at(cfg, epoch)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            data.epoch = epoch
-            generator.manual_seed(cfg.seed * 100_003 + epoch)  # order depends on (seed, epoch): resume is exact
-            model.train()
-            if cfg.freeze_bn:
-                for module in model.modules():
-                    if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                        module.eval()
-            losses = []
-            epoch_start = time.monotonic()
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
-                       leave=False)
-            for x, y, soft in bar:
-                batch = Batch(x, y, soft)
-                loss, _ = objective(batch)
-                if not torch.isfinite(loss):
-                    raise FeredgeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                objective.after_step(batch)
-                losses.append(float(loss.detach()))
-                bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-                if self._out_of_time(started):
-                    stopped_early = True
-                    break
-            finish(epoch + 1, losses, lr, time.monotonic() - epoch_start)
-            if stopped_early or self._out_of_time(started):
-                stopped_early = True
-                self.log(f"stopping: --max-minutes {cfg.max_minutes} reached")
-                break
-        if not history:
-            raise FeredgeError(f"{run_dir}: nothing to train (already at epoch {start_epoch} of {cfg.epochs})")
-        return TrainResult(run_dir, run_dir / "best.safetensors", run_dir / "last.safetensors", history,
-                           (time.monotonic() - started) / 60, stopped_early)
+    def _finish_epoch(self, run: _Run, epoch: int, losses: list[float], lr: float, seconds: float) -> None:
+        """Validate, write ``last`` (and ``best`` when it wins) and the trainer state for ``epoch``."""
+        cfg, model = self.config, run.model
+        report = classification_report(run.val.labels, _predict(model, run.val, run.spec).argmax(1), run.labels)
+        score = self.score(model.eval()) if self.score is not None else None
+        record = EpochRecord(epoch, float(np.mean(losses)) if losses else float("nan"), lr, seconds,
+                             _brief(report), score)
+        run.history.append(record)
+        shown = f"  score {score:.4f}" if score is not None else ""
+        self.log(f"epoch {epoch}/{cfg.epochs}  loss {record.train_loss:.4f}  lr {lr:.3g}  "
+                 f"val {report.summary()}{shown}  ({record.seconds:.0f}s)")
+        run.meta.metrics = {"epoch": epoch, "val": report.to_dict(), "train_loss": record.train_loss}
+        run.meta.extra = {"objective": run.loss_name, "train_config": cfg.to_json(), "epoch": epoch,
+                          **self.extra_meta}
+        last = save_checkpoint(run.run_dir / "last", model.state_dict(), run.meta)
+        value = score if score is not None else report.accuracy
+        if value > run.best_score:
+            run.best_score = value
+            _copy_checkpoint(last, run.run_dir / "best.safetensors")
+        self._save_state(run.run_dir, epoch, run.best_score, run.history, run.optimizer, run.objective)
 
     def _out_of_time(self, started: float) -> bool:
         limit = self.config.max_minutes
@@ -354,14 +395,12 @@ class Trainer:
         tensors.update({f"objective.{k}": v.contiguous() for k, v in objective.state_dict().items()})
         info = {"epoch": epoch, "best_score": best_score, "optimizer": scalars,
                 "history": [asdict(h) for h in history], "config": self.config.to_json()}
-        fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".state-", suffix=".safetensors")
-        os.close(fd)
-        save_file(tensors, tmp)
-        fd, tmp_json = tempfile.mkstemp(dir=run_dir, prefix=".state-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(info, handle)
-        os.replace(tmp, run_dir / "trainer_state.safetensors")
-        os.replace(tmp_json, run_dir / "trainer_state.json")
+        # Both written before either is renamed; the tensors are renamed first, then the JSON
+        # (the inner context exits first), as the checkpoint writer orders weights and sidecar.
+        with atomic_path(run_dir / "trainer_state.json") as tmp_json, \
+                atomic_path(run_dir / "trainer_state.safetensors") as tmp:
+            save_file(tensors, str(tmp))
+            tmp_json.write_text(json.dumps(info), encoding="utf-8")
 
     def _restore(self, run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer,
                  objective: Any) -> tuple[int, float, list[EpochRecord]]:
@@ -416,10 +455,10 @@ def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.T
 
 
 def _copy_checkpoint(weights: Path, target: Path) -> None:
+    """The weights, then the sidecar, each copied whole into place (byte-identical to ``last``)."""
     for src, dst in ((weights, target), (weights.with_suffix(".json"), target.with_suffix(".json"))):
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        with atomic_path(dst) as tmp:
+            shutil.copyfile(src, tmp)
 
 
 def _fingerprint(*sets: CropSet) -> str:

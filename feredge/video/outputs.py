@@ -20,6 +20,7 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -34,6 +35,7 @@ from feredge.video.smoothing import TrackHistory
 
 _PALETTE = [(66, 135, 245), (60, 180, 75), (230, 25, 75), (255, 165, 0), (145, 30, 180), (70, 240, 240),
             (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40)]
+_DETECTION_BOX, _DETECTION_TEXT = (0, 200, 0), (0, 255, 0)  # BGR
 
 
 @dataclass
@@ -66,16 +68,34 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return b, g, r
 
 
+def draw_labelled_box(image: np.ndarray, box: Box, text: str, colour: tuple[int, int, int],
+                      text_colour: tuple[int, int, int] | None = None) -> None:
+    """In place: ``box``'s outline and ``text`` above it, on a dark halo so it reads on any background."""
+    cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, 2)
+    y = max(box.y - 6, 14)
+    cv2.putText(image, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, text_colour or colour, 1, cv2.LINE_AA)
+
+
+def draw_detections(image: np.ndarray, faces: Sequence[Any], scale: float = 1.0) -> np.ndarray:
+    """A copy of ``image`` with each face's box and ``label p%`` in green (a still image: no tracks).
+
+    ``faces`` are the pipeline's results (``box``, ``label``, ``probability``); ``scale`` maps
+    their boxes onto ``image`` when it is not the picture they were found in.
+    """
+    out = image.copy()
+    for face in faces:
+        box = face.box.scaled(scale) if scale != 1.0 else face.box
+        draw_labelled_box(out, box, f"{face.label} {face.probability:.0%}", _DETECTION_BOX, _DETECTION_TEXT)
+    return out
+
+
 def draw_faces(image: np.ndarray, faces: list[TrackedFace]) -> np.ndarray:
     """Box, ``#id label p%`` and a probability bar under the box, in the track's colour."""
     out = image.copy()
     for face in faces:
         b, colour = face.box, track_colour(face.track_id)
-        cv2.rectangle(out, (b.x, b.y), (b.x + b.w, b.y + b.h), colour, 2)
-        text = f"#{face.track_id} {face.label} {face.probability:.0%}"
-        y = max(b.y - 6, 14)
-        cv2.putText(out, text, (b.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(out, text, (b.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+        draw_labelled_box(out, b, f"#{face.track_id} {face.label} {face.probability:.0%}", colour)
         bar_y = min(b.y + b.h + 4, out.shape[0] - 7)
         cv2.rectangle(out, (b.x, bar_y), (b.x + b.w, bar_y + 6), (40, 40, 40), -1)
         cv2.rectangle(out, (b.x, bar_y), (b.x + round(b.w * face.probability), bar_y + 6), colour, -1)

@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.parity import softmax
+from feredge.mathops import softmax
 from feredge.preprocess.image_io import ImageError, OpenCVName, display_path, open_capture, to_bgr_u8
 
 

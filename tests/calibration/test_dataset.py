@@ -11,10 +11,10 @@ import pytest
 
 from feredge.calibration.dataset import build_calibration_set, validation_set
 from feredge.calibration.report import REPORT_FILE, describe
+from feredge.data.crops import make_crops
 from feredge.errors import FeredgeError
 from feredge.models import get_entry
 from feredge.preprocess.transform import normalise
-from feredge.train.crops import make_crops
 
 ENTRY = get_entry("mini_xception")
 

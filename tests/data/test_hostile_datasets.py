@@ -115,8 +115,8 @@ def test_folder_loader_reports_bad_images_and_keeps_good_ones(hostile_folder, mo
 
 
 def test_training_crops_of_a_hostile_folder(hostile_folder, opencv_guard):
+    from feredge.data.crops import make_crops
     from feredge.models.registry import get_entry
-    from feredge.train.crops import make_crops
 
     data = load_dataset("folder", hostile_folder, labels=FER2013_7)
     crops = make_crops(data, get_entry("mini_xception").spec)
@@ -125,8 +125,8 @@ def test_training_crops_of_a_hostile_folder(hostile_folder, opencv_guard):
 
 def test_image_damaged_after_loading_is_skipped_by_the_decoder(tmp_path):
     """Between load and crop the file changes: the decoder applies the same checks and refuses it."""
+    from feredge.data.crops import make_crops
     from feredge.models.registry import get_entry
-    from feredge.train.crops import make_crops
 
     root = tmp_path / "faces"
     corpus.write(root / "happy" / "a.png", _good_face(40))

@@ -8,14 +8,13 @@ parity are tested with the export matrix, not here.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from feredge.models import count_macs, count_params, create_model, get_entry
+from feredge.models import PaperFigures, count_macs, count_params, create_model, get_entry
+from feredge.models.registry import PAPER_TOLERANCE
 
 ZOO = [
     "resnet18",
@@ -38,14 +37,6 @@ def _input_shape(name: str) -> tuple[int, int, int]:
 def _build(name: str) -> nn.Module:
     torch.manual_seed(0)
     return create_model(name, **get_entry(name).test_kwargs)
-
-
-def _docstrings(model: nn.Module, name: str) -> str:
-    entry = get_entry(name)
-    return "\n".join(
-        d or ""
-        for d in (entry.builder.__doc__, type(model).__doc__, sys.modules[entry.builder.__module__].__doc__)
-    )
 
 
 def _within(measured: float, paper: float, tol: float = 0.05) -> bool:
@@ -89,21 +80,22 @@ PAPER = [n for n in ZOO if get_entry(n).paper.params_m is not None or get_entry(
 
 @pytest.mark.parametrize("name", PAPER)
 def test_paper_figures(name: str) -> None:
-    """At the paper's input size: within 5 % of its figures, or a docstring "Finding:" says why not."""
+    """At the paper's input size: within the entry's tolerance of its figures (5 % unless a finding says why)."""
     entry = get_entry(name)
+    paper = entry.paper
+    assert paper.tolerance <= PAPER_TOLERANCE or paper.finding
     model = create_model(name)
-    size = entry.paper.input_size or entry.spec.input_size
+    size = paper.input_size or entry.spec.input_size
     shape = (entry.spec.num_channels, *size)
-    ok = True
-    if entry.paper.params_m is not None:
-        ok &= _within(count_params(model) / 1e6, entry.paper.params_m)
-    if entry.paper.paper_macs_m is not None:
-        ok &= _within(count_macs(model, shape) / 1e6, entry.paper.paper_macs_m)
-    assert ok or "Finding:" in _docstrings(model, name)
+    if paper.params_m is not None:
+        assert _within(count_params(model) / 1e6, paper.params_m, paper.tolerance)
+    if paper.paper_macs_m is not None:
+        assert _within(count_macs(model, shape) / 1e6, paper.paper_macs_m, paper.tolerance)
 
 
 def test_csam_net_params_match_paper() -> None:
-    # S0's only figure, reached without a Finding: 11.34 M.
+    # S0's only figure, reached without a finding: 11.34 M.
+    assert not get_entry("csam_net").paper.finding
     assert _within(count_params(create_model("csam_net")) / 1e6, 11.34, 0.01)
 
 
@@ -111,10 +103,21 @@ def test_csam_net_params_match_paper() -> None:
     ("name", "params_m", "flops_m"), [("lfer_ldl", 1.26, 294.60), ("shufflenet_v2", 1.23, 291.48)]
 )
 def test_s3_flops_are_twice_macs(name: str, params_m: float, flops_m: float) -> None:
-    # The Finding in lfer_ldl / shufflenet_v2: S3's "FLOPs" are 2 × MACs; parameters match as they are.
+    # The S3 finding, recorded in both entries: its "FLOPs" are 2 × MACs; parameters match as they are.
+    paper = get_entry(name).paper
+    assert (paper.params_m, paper.flops_m, paper.macs_m) == (params_m, flops_m, None)
+    assert "multiply-accumulate as two" in paper.finding and paper.tolerance == PAPER_TOLERANCE
     model = create_model(name)
     assert _within(count_params(model) / 1e6, params_m)
     assert _within(2 * count_macs(model, (3, 224, 224)) / 1e6, flops_m)
+
+
+def test_a_flops_figure_or_a_looser_tolerance_cannot_be_registered_without_a_finding() -> None:
+    with pytest.raises(ValueError, match="FLOPs figure needs a finding"):
+        PaperFigures(params_m=1.0, flops_m=300.0)
+    with pytest.raises(ValueError, match="tolerance above 5% needs a finding"):
+        PaperFigures(params_m=1.0, tolerance=0.1)
+    assert PaperFigures(params_m=1.0, tolerance=0.1, finding="why").tolerance == 0.1
 
 
 # --- S0: center loss ---------------------------------------------------------------------------

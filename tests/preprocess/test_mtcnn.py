@@ -8,11 +8,11 @@ import sys
 import numpy as np
 import pytest
 
+from feredge.data.synth.video import SyntheticVideo, VideoSpec
 from feredge.preprocess.detect import DETECTORS, Box, create_detector
 from feredge.preprocess.image_io import read_image
 from feredge.preprocess.mtcnn import MTCNNDetector, nms, weights_dir
 from feredge.preprocess.spec import DetectorSpec
-from feredge.video.synthetic import SyntheticVideo, VideoSpec
 from feredge.video.tracker import iou
 
 # facenet-pytorch 2.6.0 MTCNN(min_face_size=24).detect() on the shipped astronaut photo (x0, y0, x1, y1)

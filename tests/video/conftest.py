@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from feredge.data.synth.video import VideoSpec, corrupt_mjpeg_frame, write_video
 from feredge.labels import FER2013_7
 from feredge.preprocess.spec import DetectorSpec, PreprocessSpec
-from feredge.video.synthetic import VideoSpec, corrupt_mjpeg_frame, write_video
 from tests.preprocess.opencv_guard import opencv_guard  # noqa: F401 - the OpenCV path guard fixture
 
 

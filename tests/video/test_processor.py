@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from feredge.data.synth.video import SyntheticVideo
 from feredge.runtimes.pipeline import Pipeline
 from feredge.video.processor import VideoOptions, VideoProcessor
 from feredge.video.stream import CaptureSource
-from feredge.video.synthetic import SyntheticVideo
 from feredge.video.tracker import iou
 from tests.video.conftest import SMALL
 

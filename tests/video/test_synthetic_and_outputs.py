@@ -8,10 +8,19 @@ import json
 import cv2
 import numpy as np
 
+from feredge.data.synth.video import SyntheticVideo, VideoSpec
 from feredge.preprocess.detect import Box
-from feredge.video.outputs import AnnotatedVideo, JsonLines, TrackedFace, TrackRow, draw_faces, write_track_csv
+from feredge.video.outputs import (
+    AnnotatedVideo,
+    JsonLines,
+    TrackedFace,
+    TrackRow,
+    draw_detections,
+    draw_faces,
+    track_colour,
+    write_track_csv,
+)
 from feredge.video.smoothing import TrackHistory
-from feredge.video.synthetic import SyntheticVideo, VideoSpec
 from tests.video.conftest import SMALL
 
 
@@ -44,6 +53,22 @@ def test_draw_faces_marks_box_and_bar():
     image = np.zeros((100, 100, 3), np.uint8)
     out = draw_faces(image, [_face(1, 0.5)])
     assert out.shape == image.shape and out.any() and not image.any()
+    assert tuple(out[40, 20]) == track_colour(1)  # the box's left edge, in the track's colour
+    assert tuple(out[66, 25]) == track_colour(1) and tuple(out[66, 50]) == (40, 40, 40)  # bar: half filled
+
+
+def test_draw_detections_draws_the_same_box_in_green_at_the_image_scale():
+    """A still image's faces (``feredge infer`` on photos): same box and label drawing, no track colour or bar."""
+    image = np.zeros((100, 100, 3), np.uint8)
+    face = _face(1, 0.5)
+    out = draw_detections(image, [face], scale=0.5)  # the box was found on a picture twice this size
+    assert not image.any()
+    assert tuple(out[22, 10]) == (0, 200, 0) and tuple(out[30, 20]) == (0, 200, 0)  # edges of (10, 10, 20, 20)
+    label = out[:16]  # above the box's inner area: the text, green on its black halo
+    assert label[..., 1].max() > 240 and not label[..., [0, 2]].any()
+    assert not out[17:28, 13:28].any()  # inside the box, below the label: untouched
+    assert not out[33:].any()  # no probability bar under it
+    np.testing.assert_array_equal(draw_detections(image, [face]), draw_detections(image, [face], scale=1.0))
 
 
 def test_outputs_are_valid_files(tmp_path):

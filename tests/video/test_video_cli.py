@@ -14,7 +14,7 @@ from pathlib import Path
 
 import cv2
 
-from feredge.video.synthetic import write_video
+from feredge.data.synth.video import write_video
 from tests.video.conftest import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]

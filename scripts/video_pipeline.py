@@ -2,9 +2,9 @@
 skipping, flicker with/without smoothing, back-pressure drops, and a 10,000-frame memory soak.
 
 Every figure comes from ``feredge infer`` itself (``--stats`` JSON), run as a subprocess on
-generated videos (:mod:`feredge.video.synthetic`), so the numbers are what a user's command gets.
+generated videos (:mod:`feredge.data.synth.video`), so the numbers are what a user's command gets.
 
-    python benchmarks/video_pipeline.py --bundle bundles/mini_xception-openvino-fp32 --work /tmp/vp-bench
+    python scripts/video_pipeline.py --bundle bundles/mini_xception-openvino-fp32 --work /tmp/vp-bench
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from feredge.video.synthetic import VideoSpec, corrupt_mjpeg_frame, write_video  # noqa: E402
+from feredge.data.synth.video import VideoSpec, corrupt_mjpeg_frame, write_video  # noqa: E402
 
 SHORT = VideoSpec(frames=200, width=640, height=360, faces=3, face_size=120, segment=50, seed=0)
 SOAK = VideoSpec(frames=10_000, width=480, height=200, faces=3, face_size=96, segment=100, seed=1)

@@ -2,7 +2,7 @@
 
 Why: tracking, smoothing and long-run memory need videos whose truth is known — which face is
 where, wearing which expression, in every frame — and that can be made any length on a machine
-without datasets. Faces are drawn by :func:`feredge.data.synth.synth_sample` (one sprite per face
+without datasets. Faces are drawn by :func:`~feredge.data.synth.sample.synth_sample` (one sprite per face
 and expression, cached, so a 10,000-frame video costs a paste per face per frame), drift smoothly
 inside their own column (they never cross, so a correct tracker keeps one id per face) and switch
 expression every ``segment`` frames. :func:`corrupt_mjpeg_frame` damages one frame of an MJPG AVI
@@ -19,7 +19,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from feredge.data.synth import SYNTH_LABELS, SynthConfig, synth_sample
+from feredge.data.synth.config import SynthConfig
+from feredge.data.synth.expressions import SYNTH_LABELS
+from feredge.data.synth.sample import synth_sample
 from feredge.errors import FeredgeError
 from feredge.preprocess.image_io import OpenCVName, display_path
 
