@@ -81,7 +81,7 @@ def test_models_licence_and_provenance_ship_with_the_package():
     licence = (root / "LICENSE").read_text()
     assert "Apache License" in licence and "Version 2.0" in licence and "MIT License" in licence
     pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
-    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("[", 1)[0]
+    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
     assert '"assets/blazeface/*"' in package_data
 
 
