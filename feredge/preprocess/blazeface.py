@@ -128,9 +128,12 @@ class BlazeFaceSpec:
 SHORT_RANGE = BlazeFaceSpec("blazeface", "short_range.onnx", 128, AnchorSpec((8, 16, 16, 16)))
 FULL_RANGE = BlazeFaceSpec("blazeface_full", "full_range.onnx", 192,
                            AnchorSpec((4,), interpolated_scale_aspect_ratio=0.0))
+#: full range over the letterbox plus 2×… and 4×… tiles of the short side: faces down to ~1/25 of
+#: the frame's short side (28 px in 720p) at ~40 views per frame; see benchmarks/detectors.md
+FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL_RANGE.anchors, tiles=(2, 4))
 
 #: detector name (a key of :data:`feredge.preprocess.detect.DETECTORS`) → its BlazeFace settings
-BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {s.name: s for s in (SHORT_RANGE, FULL_RANGE)}
+BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {s.name: s for s in (SHORT_RANGE, FULL_RANGE, FULL_RANGE_TILED)}
 
 
 def models_dir() -> Path:
@@ -266,9 +269,10 @@ class BlazeFaceDetector:
     """BlazeFace on a feredge runner; ``detect`` gives :class:`Box` es, ``detect_batch`` many frames at once.
 
     ``variant`` defaults to the settings registered under ``spec.name`` (``blazeface``: short range,
-    ``blazeface_full``: full range). ``runtime`` is a feredge runtime name (``onnxruntime``,
-    ``openvino``, ``tensorrt`` given an engine as ``model_path``). Haar's settings in ``spec`` are
-    ignored; ``chunk`` bounds how many views go through the network per call.
+    ``blazeface_full``: full range, ``blazeface_tiled``: full range with tiles). ``runtime`` is a
+    feredge runtime name (``onnxruntime``, ``openvino``, ``tensorrt`` given an engine as
+    ``model_path``). Haar's settings in ``spec`` are ignored; ``chunk`` bounds how many views go
+    through the network per call.
     """
 
     def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
@@ -307,8 +311,8 @@ class BlazeFaceDetector:
         h, w = image.shape[:2]
         for n in v.tiles:
             side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
-            if side < v.input_size // 2 or (n == 1 and side == min(h, w) and h == w):
-                continue  # a tile smaller than half the input only upsamples; n=1 of a square is the letterbox
+            if side < v.input_size or (n == 1 and h == w):
+                continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
             scale = v.input_size / side
             for y in tile_origins(h, side, v.tile_overlap):
                 for x in tile_origins(w, side, v.tile_overlap):

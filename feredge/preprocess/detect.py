@@ -114,6 +114,7 @@ DETECTORS: dict[str, Callable[[DetectorSpec], Detector]] = {
     "mtcnn": _mtcnn,
     "blazeface": _blazeface,  # MediaPipe short range (128²); feredge.preprocess.blazeface
     "blazeface_full": _blazeface,  # MediaPipe full range (192²)
+    "blazeface_tiled": _blazeface,  # full range on the frame and on tiles of it (small faces)
 }
 
 

@@ -253,10 +253,15 @@ def test_five_points_follow_the_eye_line():
 
 def test_registry_builds_both_variants_and_leaves_the_default_alone():
     assert PreprocessSpec().detector.name == "haar"
-    for name, model in (("blazeface", "short_range.onnx"), ("blazeface_full", "full_range.onnx")):
+    for name, model, tiles in (("blazeface", "short_range.onnx", ()), ("blazeface_full", "full_range.onnx", ()),
+                               ("blazeface_tiled", "full_range.onnx", (2, 4))):
         assert name in DETECTORS
         detector = create_detector(DetectorSpec(name=name))
-        assert isinstance(detector, BlazeFaceDetector) and detector.variant.model == model
+        assert isinstance(detector, BlazeFaceDetector)
+        assert (detector.variant.model, detector.variant.tiles) == (model, tiles)
+    # views: the letterbox, then 2× and 4× tiles only where they are no smaller than the input
+    tiled = create_detector(DetectorSpec(name="blazeface_tiled"))
+    assert [len(tiled.views(np.zeros((h, w, 3), np.uint8))[1]) for w, h in ((640, 360), (1280, 720))] == [9, 37]
     with pytest.raises(FeredgeError, match="no BlazeFace settings"):
         BlazeFaceDetector(DetectorSpec(name="mtcnn"))
     with pytest.raises(FeredgeError, match="score_threshold"):
