@@ -132,8 +132,14 @@ FULL_RANGE = BlazeFaceSpec("blazeface_full", "full_range.onnx", 192,
 #: the frame's short side (28 px in 720p) at ~40 views per frame; see benchmarks/detectors.md
 FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL_RANGE.anchors, tiles=(2, 4))
 
+#: short range over the letterbox plus 2×, 4× and 6× tiles (those no smaller than 128 px), score ≥ 0.65:
+#: the highest recall on benchmarks/detectors.md's set (~100 views per 720p frame of a 4× cheaper net)
+SHORT_RANGE_TILED = BlazeFaceSpec("blazeface_short_tiled", "short_range.onnx", 128, SHORT_RANGE.anchors,
+                                  score_threshold=0.65, tiles=(2, 4, 6))
+
 #: detector name (a key of :data:`feredge.preprocess.detect.DETECTORS`) → its BlazeFace settings
-BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {s.name: s for s in (SHORT_RANGE, FULL_RANGE, FULL_RANGE_TILED)}
+BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {
+    s.name: s for s in (SHORT_RANGE, FULL_RANGE, FULL_RANGE_TILED, SHORT_RANGE_TILED)}
 
 
 def models_dir() -> Path:
@@ -194,12 +200,13 @@ def tile_origins(length: int, side: int, overlap: float) -> list[int]:
 
 def decode(raw: np.ndarray, anchors: np.ndarray, spec: BlazeFaceSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Network output (views, anchors, 17) → boxes (views, anchors, 4) x0 y0 x1 y1 and keypoints
-    (views, anchors, 6, 2), both in input pixels, and scores (views, anchors); all views at once."""
+    (views, anchors, 6, 2), both in input pixels, and scores (views, anchors); all views at once.
+    Also takes selected rows: raw (k, 17) with their anchors (k, 2)."""
     size = float(spec.input_size)
     centre = raw[..., 0:2] + anchors * size
     half = raw[..., 2:4] * 0.5
     boxes = np.concatenate([centre - half, centre + half], axis=-1)
-    keypoints = raw[..., 4:16].reshape(*raw.shape[:-1], NUM_KEYPOINTS, 2) + (anchors * size)[:, None, :]
+    keypoints = raw[..., 4:16].reshape(*raw.shape[:-1], NUM_KEYPOINTS, 2) + (anchors * size)[..., None, :]
     logits = np.clip(raw[..., 16], -spec.raw_score_clip, spec.raw_score_clip)
     scores = 0.5 + 0.5 * np.tanh(0.5 * logits)  # the sigmoid, without exp overflowing at ±100
     return boxes, keypoints, scores
@@ -269,7 +276,7 @@ class BlazeFaceDetector:
     """BlazeFace on a feredge runner; ``detect`` gives :class:`Box` es, ``detect_batch`` many frames at once.
 
     ``variant`` defaults to the settings registered under ``spec.name`` (``blazeface``: short range,
-    ``blazeface_full``: full range, ``blazeface_tiled``: full range with tiles). ``runtime`` is a
+    ``blazeface_full``: full range, ``blazeface_tiled`` / ``blazeface_short_tiled``: with tiles). ``runtime`` is a
     feredge runtime name (``onnxruntime``, ``openvino``, ``tensorrt`` given an engine as
     ``model_path``). Haar's settings in ``spec`` are ignored; ``chunk`` bounds how many views go
     through the network per call.
@@ -313,11 +320,15 @@ class BlazeFaceDetector:
             side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
             if side < v.input_size or (n == 1 and h == w):
                 continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
+            # one resize per level (not per tile): the level's tiles are input-sized slices of it
             scale = v.input_size / side
-            for y in tile_origins(h, side, v.tile_overlap):
-                for x in tile_origins(w, side, v.tile_overlap):
-                    crops.append(_resize(image[y:y + side, x:x + side], (v.input_size, v.input_size)))
-                    views.append(View(frame, float(x), float(y), scale, scale))
+            sw, sh = max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))
+            level = _resize(image, (sw, sh))
+            sx, sy = sw / w, sh / h
+            for y in tile_origins(sh, v.input_size, v.tile_overlap):
+                for x in tile_origins(sw, v.input_size, v.tile_overlap):
+                    crops.append(level[y:y + v.input_size, x:x + v.input_size])
+                    views.append(View(frame, x / sx, y / sy, sx, sy))
         return crops, views
 
     def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -329,16 +340,18 @@ class BlazeFaceDetector:
     def postprocess(self, raw: np.ndarray, views: Sequence[View], frames: int) -> list[FaceArrays]:
         """Decode every view at once, map candidates to frame pixels, weighted NMS per frame."""
         v = self.variant
-        boxes, keypoints, scores = decode(raw, self.anchors, v)
-        view_idx, anchor_idx = np.nonzero((scores > v.score_threshold)
-                                          & (boxes[..., 2] > boxes[..., 0]) & (boxes[..., 3] > boxes[..., 1]))
+        # threshold on the logit (score > t ⇔ logit > log(t / (1 - t))) and a positive size, then
+        # decode only the candidates: a tiled 720p frame has ~10⁵ anchors and a few dozen candidates
+        logit = math.log(v.score_threshold / (1.0 - v.score_threshold))
+        view_idx, anchor_idx = np.nonzero((raw[..., 16] > logit) & (raw[..., 2] > 0) & (raw[..., 3] > 0))
+        boxes, keypoints, scores = decode(raw[view_idx, anchor_idx], self.anchors[anchor_idx], v)
         table = np.array([[view.frame, view.offset_x, view.offset_y, view.scale_x, view.scale_y] for view in views],
                          np.float64).reshape(-1, 5)
         rows = table[view_idx]
         offset, scale = rows[:, None, 1:3], rows[:, None, 3:5]
-        cand_boxes = (boxes[view_idx, anchor_idx].reshape(-1, 2, 2) / scale + offset).reshape(-1, 4)
-        cand_points = keypoints[view_idx, anchor_idx] / scale + offset
-        cand_scores = scores[view_idx, anchor_idx]
+        cand_boxes = (boxes.reshape(-1, 2, 2) / scale + offset).reshape(-1, 4)
+        cand_points = keypoints / scale + offset
+        cand_scores = scores
         owner = rows[:, 0].astype(np.int64)
         out = []
         for f in range(frames):

@@ -115,6 +115,7 @@ DETECTORS: dict[str, Callable[[DetectorSpec], Detector]] = {
     "blazeface": _blazeface,  # MediaPipe short range (128²); feredge.preprocess.blazeface
     "blazeface_full": _blazeface,  # MediaPipe full range (192²)
     "blazeface_tiled": _blazeface,  # full range on the frame and on tiles of it (small faces)
+    "blazeface_short_tiled": _blazeface,  # short range on the frame and on finer tiles
 }
 
 

@@ -187,6 +187,9 @@ def test_decode_of_a_batch_equals_decode_of_each_view():
         np.testing.assert_array_equal(b[0], boxes[i])
         np.testing.assert_array_equal(p[0], points[i])
         np.testing.assert_array_equal(s[0], scores[i])
+    rows = (np.array([0, 2, 3]), np.array([5, 100, 895]))  # selected rows with their anchors decode the same
+    for full, picked in zip((boxes, points, scores), decode(raw[rows], anchors[rows[1]], spec), strict=True):
+        np.testing.assert_array_equal(full[rows], picked)
     # one anchor by hand: centre offset + anchor·size, size, keypoint offsets, sigmoid
     r, (ax, ay) = raw[2, 100], anchors[100] * spec.input_size
     np.testing.assert_allclose(boxes[2, 100], [ax + r[0] - r[2] / 2, ay + r[1] - r[3] / 2,
@@ -251,10 +254,11 @@ def test_five_points_follow_the_eye_line():
     np.testing.assert_allclose(rotated, pts @ np.array([[0, 1], [-1, 0]], np.float32), atol=1e-5)
 
 
-def test_registry_builds_both_variants_and_leaves_the_default_alone():
+def test_registry_builds_every_variant_and_leaves_the_default_alone():
     assert PreprocessSpec().detector.name == "haar"
     for name, model, tiles in (("blazeface", "short_range.onnx", ()), ("blazeface_full", "full_range.onnx", ()),
-                               ("blazeface_tiled", "full_range.onnx", (2, 4))):
+                               ("blazeface_tiled", "full_range.onnx", (2, 4)),
+                               ("blazeface_short_tiled", "short_range.onnx", (2, 4, 6))):
         assert name in DETECTORS
         detector = create_detector(DetectorSpec(name=name))
         assert isinstance(detector, BlazeFaceDetector)
