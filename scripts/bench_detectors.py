@@ -4,7 +4,8 @@ Why this set: the machine has no network and no face dataset, but three wheels c
 photographs of faces — scikit-image (``astronaut``, ``camera``, ``lfw_subset``: 100 real LFW faces,
 25×25 grey) and matplotlib (``grace_hopper.jpg``) — and real photographs without people to put them
 on (scikit-image ``coffee``, ``rocket``, ``motorcycle_left``, ``chelsea``, ``brick``, ``grass``,
-``gravel``, ``hubble_deep_field``; scikit-learn ``china.jpg``, ``flower.jpg``). The set is:
+``gravel``, ``hubble_deep_field``; scikit-learn ``china.jpg``, ``flower.jpg`` — scikit-learn comes
+with nncf in the ``int8`` extra, matplotlib and scikit-image with ``dev``/``train``). The set is:
 
 * **photos**: the three real photos as shipped, one hand-annotated face each (forehead to chin);
 * **composites**: 1280×720 scenes, each a background photo with up to 6 real faces pasted (the
