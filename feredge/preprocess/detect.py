@@ -68,10 +68,20 @@ def _mtcnn(spec: DetectorSpec) -> Detector:
     return MTCNNDetector(spec)
 
 
+def _blazeface(spec: DetectorSpec) -> Detector:
+    from feredge.preprocess.blazeface import create_blazeface  # imported on use: loads an ONNX session
+
+    return create_blazeface(spec)
+
+
 DETECTORS: dict[str, Callable[[DetectorSpec], Detector]] = {
     "haar": HaarDetector,
     "none": WholeImageDetector,
     "mtcnn": _mtcnn,
+    "blazeface": _blazeface,  # MediaPipe short range (128²); feredge.preprocess.blazeface
+    "blazeface_full": _blazeface,  # MediaPipe full range (192²)
+    "blazeface_tiled": _blazeface,  # full range on the frame and on tiles of it (small faces)
+    "blazeface_short_tiled": _blazeface,  # short range on the frame and on finer tiles
 }
 
 

