@@ -15,7 +15,7 @@ INT8 has no elementwise bound, so its agreement counts every face.
 Every result says which faces it was measured on (``faces``) and whether it is a gate
 (``gate``). An export checks on the shared real reference faces; an INT8 export given a labelled
 calibration dataset is gated on that dataset's validation split instead (in-domain faces, see
-:mod:`feredge.quantize.int8`), and the reference-face figure is kept as information.
+:mod:`feredge.export.int8`), and the reference-face figure is kept as information.
 """
 
 from __future__ import annotations

@@ -27,24 +27,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: The export ↔ quantize cycle the INT8 rewrite removes (issue 15): export/exporter, export/targets,
-#: export/tensorrt/{export_target,int8}, quantize and quantize/int8. Only these edges may close a
-#: cycle; each must still exist and still lie on one, so removing an edge from the code fails here
-#: until it is removed from this list too. Empty it, then delete it.
-PENDING_CYCLE_EDGES: frozenset[tuple[str, str]] = frozenset({
-    ("feredge.export.exporter", "feredge.export.targets"),  # resolve_target
-    ("feredge.export.targets", "feredge.export.exporter"),  # ExportContext (TYPE_CHECKING)
-    ("feredge.export.targets", "feredge.export.tensorrt.export_target"),  # build_tensorrt
-    ("feredge.export.targets", "feredge.quantize.int8"),  # build_onnx_int8, build_openvino_int8
-    ("feredge.export.tensorrt.export_target", "feredge.export.exporter"),  # ExportContext (TYPE_CHECKING)
-    ("feredge.export.tensorrt.export_target", "feredge.export.tensorrt.int8"),  # int8_onnx_for, calibration_for
-    ("feredge.export.tensorrt.export_target", "feredge.quantize.int8"),  # record_int8_parity
-    ("feredge.export.tensorrt.int8", "feredge.export.exporter"),  # ExportContext (TYPE_CHECKING)
-    ("feredge.export.tensorrt.int8", "feredge.quantize"),  # int8_onnx, Int8NeedsCalibration
-    ("feredge.quantize", "feredge.quantize.int8"),  # the package's lazy __getattr__
-    ("feredge.quantize.int8", "feredge.export.exporter"),  # ExportContext (TYPE_CHECKING)
-})
-
 #: What runs on the device from a bundle: packages and modules (a name covers its submodules).
 DEVICE_SIDE = ("feredge.runtimes", "feredge.preprocess", "feredge.video", "feredge.bundle", "feredge.parity",
                "feredge.errors", "feredge.fileio", "feredge.dirswap", "feredge.labels")
@@ -259,20 +241,8 @@ def test_the_scanner_counts_function_level_and_type_checking_imports(tmp_path):
 # --- the contract -----------------------------------------------------------------------------------
 
 def test_no_import_cycles_beyond_the_pending_export_quantize_edges(modules):
-    graph = edges(modules)
-    pruned = {name: targets - {b for a, b in PENDING_CYCLE_EDGES if a == name} for name, targets in graph.items()}
-    found = [" -> ".join(cycle) for cycle in cycles(pruned)]
+    found = [" -> ".join(cycle) for cycle in cycles(edges(modules))]
     assert not found, "import cycles (function-level and TYPE_CHECKING imports count):\n" + "\n".join(found)
-
-
-def test_every_pending_edge_still_closes_a_cycle(modules):
-    """So the allow-list shrinks as the code does: a removed or no longer cyclic edge must leave it."""
-    graph = edges(modules)
-    components = [set(c) for c in strongly_connected(graph)]
-    gone = sorted(f"{a} -> {b}" for a, b in PENDING_CYCLE_EDGES if b not in graph.get(a, set()))
-    assert not gone, "remove from PENDING_CYCLE_EDGES, these imports are gone: " + ", ".join(gone)
-    acyclic = sorted(f"{a} -> {b}" for a, b in PENDING_CYCLE_EDGES if not any({a, b} <= c for c in components))
-    assert not acyclic, "remove from PENDING_CYCLE_EDGES, these no longer close a cycle: " + ", ".join(acyclic)
 
 
 def test_device_side_never_imports_the_training_side(modules):

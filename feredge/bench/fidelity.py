@@ -104,8 +104,9 @@ def run_fidelity(model: str, bundles: dict[str, Path], runtimes: list[str], data
     precision is that of the file its runtime ran (ONNX Runtime on an INT8 OpenVINO bundle runs its
     fp32 ONNX).
     """
-    from feredge.bench.model_bench import RUNTIME_TARGET, runner_role
+    from feredge.bench.model_bench import runner_role
     from feredge.bundle import Bundle
+    from feredge.runtimes.registry import runtime_info
 
     by_precision: dict[str, dict[str, Path]] = {}
     for key, path in bundles.items():
@@ -122,7 +123,7 @@ def run_fidelity(model: str, bundles: dict[str, Path], runtimes: list[str], data
         for runtime in runtimes:
             if runtime == "torch":
                 continue
-            path = _pick(targets, RUNTIME_TARGET.get(runtime, "onnx"), precision)
+            path = _pick(targets, runtime_info(runtime).export_target, precision)
             if path is None:
                 skipped.append({"runtime": runtime, "precision": precision, "reason": "no artifact"})
                 continue

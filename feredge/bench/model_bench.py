@@ -26,7 +26,6 @@ from feredge.bench.worker import CaseResult, CaseSpec, run_case, run_case_subpro
 from feredge.errors import FeredgeError
 
 #: which export target makes the artifact each runtime reads
-RUNTIME_TARGET = {"openvino": "openvino", "onnxruntime": "onnx", "torch": "openvino", "tensorrt": "tensorrt"}
 PRECISIONS = ("fp32", "fp16", "int8")
 
 
@@ -204,7 +203,7 @@ def _row(model: str, precision: str, case: CaseResult, stats: dict[str, Any], si
 
 def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] | None = None) -> ModelResult:
     from feredge.bundle import Bundle
-    from feredge.runtimes.registry import resolve_name
+    from feredge.runtimes.registry import resolve_name, runtime_info
 
     say = log or (lambda text: print(text, file=sys.stderr))
     workdir = config.workdir or Path(tempfile.mkdtemp(prefix="feredge-bench-"))
@@ -235,7 +234,7 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
     for precision in precisions:
         for runtime in runtimes:
             name = resolve_name(runtime)
-            target = RUNTIME_TARGET.get(name, "onnx")
+            target = runtime_info(name).export_target
             if name == "torch" and precision != "fp32":
                 skips.append(Skip(ref.label, precision, name, "PyTorch eager runs the fp32 weights only (its fp32 "
                                   "row is the reference)"))

@@ -111,7 +111,7 @@ class StagedRunner:
         self.pipeline = pipeline
 
     def process(self, image: np.ndarray, timings: dict[str, float]) -> int:
-        from feredge.parity import softmax
+        from feredge.mathops import softmax
         from feredge.preprocess.transform import crop_faces, normalise
 
         p = self.pipeline

@@ -49,13 +49,11 @@ class CaseResult:
 
 def _import_backend(runtime: str) -> None:
     """Import the back end before the memory baseline, so the baseline includes its libraries."""
-    from feredge.runtimes.registry import runner_class
+    from feredge.runtimes.registry import runtime_info
 
-    cls = runner_class(runtime)
-    module = {"openvino": "openvino", "onnxruntime": "onnxruntime", "torch": "torch",
-              "tensorrt": "tensorrt"}.get(cls.name)
-    if module:
-        __import__(module)
+    package = runtime_info(runtime).package
+    if package:
+        __import__(package)
 
 
 def run_case(spec: CaseSpec) -> CaseResult:

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_int8_source(args: argparse.Namespace) -> None:
     """Fail in one line before any export work: INT8 needs calibration data or a QAT checkpoint."""
     from feredge.errors import FeredgeError
-    from feredge.quantize.int8 import NEEDS_CALIB
+    from feredge.export.int8 import NEEDS_CALIB
 
     if args.calib is not None:
         return

@@ -13,16 +13,12 @@ shipping a bundle every device refuses.
 from __future__ import annotations
 
 import platform
-import shutil
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from feredge import __version__
 from feredge.bundle import (
@@ -34,71 +30,14 @@ from feredge.bundle import (
     staged_bundle,
     write_manifest,
 )
-from feredge.calibration.reference import ReferenceSet, reference_faces
+from feredge.calibration.reference import reference_faces
 from feredge.errors import FeredgeError
-from feredge.export.onnx_export import DEFAULT_OPSET, export_onnx, torch_logits
-from feredge.export.source import ModelSource, resolve_source
+from feredge.export.context import ExportContext, ExportOptions
+from feredge.export.onnx_export import export_onnx, torch_logits
+from feredge.export.source import resolve_source
 from feredge.export.targets import resolve_target
-from feredge.export.tensorrt.options import TrtExportOptions
-from feredge.parity import ParityResult
-from feredge.quantize.options import Int8Options
 
-
-@dataclass
-class ExportOptions:
-    target: str = "openvino"
-    precision: str = "fp32"
-    output: Path | None = None
-    model: str | None = None
-    checkpoint: Path | None = None
-    max_batch: int = 64
-    opset: int = DEFAULT_OPSET
-    force: bool = False
-    int8: Int8Options | None = None  # calibration and PTQ choices for --precision int8
-    tensorrt: TrtExportOptions | None = None  # batch profile and workspace for --target trt
-
-
-@dataclass
-class ExportContext:
-    source: ModelSource
-    options: ExportOptions
-    staging: Path
-    reference: ReferenceSet
-    expected: np.ndarray
-    files: dict[str, str] = field(default_factory=dict)  # file name → role
-    parity: list[ParityResult] = field(default_factory=list)
-    messages: list[str] = field(default_factory=list)
-    manifest_extra: dict[str, Any] = field(default_factory=dict)
-    gate_faces: Any = None  # INT8's in-domain gate faces (feredge.quantize.int8.GateFaces), once built
-    scratch_dirs: list[Path] = field(default_factory=list)
-
-    def scratch(self, prefix: str) -> Path:
-        """A temporary directory for intermediate artifacts, removed as soon as the target is built
-        (:meth:`remove_scratch`), so many exports in one process (the benchmark matrix) do not pile up."""
-        path = Path(tempfile.mkdtemp(prefix=prefix))
-        self.scratch_dirs.append(path)
-        return path
-
-    def remove_scratch(self) -> None:
-        while self.scratch_dirs:
-            shutil.rmtree(self.scratch_dirs.pop(), ignore_errors=True)
-
-    def add_file(self, name: str, role: str) -> None:
-        self.files[name] = role
-
-    def message(self, text: str) -> None:
-        self.messages.append(text)
-
-    def record_parity(self, result: ParityResult) -> None:
-        """Keep ``result`` for the manifest; a failed gate aborts the export, a failed information check is said."""
-        self.parity.append(result)
-        if result.passed:
-            return
-        if result.gate:
-            where = "" if result.faces == "reference" else f" on {result.faces}"
-            raise FeredgeError(f"{result.runtime} {result.precision} parity failed{where}: {result.reason}")
-        self.message(f"{result.runtime} {result.precision} on {result.faces} faces (information, not the gate): "
-                     f"{result.reason}")
+__all__ = ["ExportContext", "ExportOptions", "ExportResult", "export"]
 
 
 @dataclass
@@ -149,7 +88,7 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
         raise FeredgeError(f"{source.name}: the model outputs {width} values per face but has "
                            f"{len(source.labels)} labels; fix the model's labels or its classifier")
     with staged_bundle(output, overwrite=options.force) as staging:
-        ctx = ExportContext(source, options, staging, reference, expected)
+        ctx = ExportContext(source, options, staging, reference, expected, target=target)
         save_file({k: v.contiguous() for k, v in source.module.state_dict().items()},
                   str(staging / "weights.safetensors"))
         ctx.add_file("weights.safetensors", "weights")

@@ -19,11 +19,11 @@ import torch
 from torch import nn
 
 from feredge.errors import FeredgeError
+from feredge.export.context import DEFAULT_OPSET
 from feredge.parity import ParityResult, compare_logits
 
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
-DEFAULT_OPSET = 18
 
 
 def _example(input_shape: tuple[int, ...]) -> torch.Tensor:

@@ -7,29 +7,19 @@ Adding a format is adding a row here, not a branch in the exporter.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from feredge.errors import FeredgeError
+from feredge.export.context import ExportTarget
 from feredge.parity import compare_logits
 
 if TYPE_CHECKING:
-    from feredge.export.exporter import ExportContext
-
-
-@dataclass(frozen=True)
-class ExportTarget:
-    name: str
-    aliases: tuple[str, ...]
-    precisions: tuple[str, ...]
-    description: str
-    build: Callable[[ExportContext], None]
+    from feredge.export.context import ExportContext
 
 
 def _build_onnx(ctx: ExportContext) -> None:
     if ctx.options.precision == "int8":  # QAT or PTQ → Q/DQ ONNX (feredge.quantize)
-        from feredge.quantize.int8 import build_onnx_int8
+        from feredge.export.int8 import build_onnx_int8
 
         build_onnx_int8(ctx)
         return
@@ -54,7 +44,7 @@ def _build_openvino(ctx: ExportContext) -> None:
     from feredge.export.openvino_export import convert_to_openvino, openvino_parity
 
     if ctx.options.precision == "int8":  # QAT or PTQ (NNCF by default) → INT8 IR (feredge.quantize)
-        from feredge.quantize.int8 import build_openvino_int8
+        from feredge.export.int8 import build_openvino_int8
 
         build_openvino_int8(ctx)
         return
@@ -78,9 +68,11 @@ TARGETS: dict[str, ExportTarget] = {
         ExportTarget("onnx", ("ort",), ("fp32", "fp16", "int8"), "ONNX (dynamic batch), verified in onnxruntime",
                      _build_onnx),
         ExportTarget("openvino", ("ov", "openvino_ir"), ("fp32", "fp16", "int8"),
-                     "ONNX + OpenVINO IR, verified in OpenVINO with f32 forced", _build_openvino),
+                     "ONNX + OpenVINO IR, verified in OpenVINO with f32 forced", _build_openvino,
+                     int8_runtime="openvino", auto_ptq="nncf", int8_kinds=("qdq_onnx", "openvino_ir")),
         ExportTarget("tensorrt", ("trt", "engine"), ("fp32", "fp16", "int8"),
-                     "TensorRT-ready ONNX; engine built where TensorRT runs", _build_tensorrt),
+                     "TensorRT-ready ONNX; engine built where TensorRT runs", _build_tensorrt,
+                     auto_ptq="modelopt", overflow_fix=False),
     )
 }
 

@@ -43,7 +43,7 @@ import numpy as np
 
 from feredge.errors import FeredgeError
 from feredge.preprocess.align import ARCFACE_112
-from feredge.preprocess.detect import Box
+from feredge.preprocess.boxes import Box
 from feredge.preprocess.spec import DetectorSpec
 
 #: regressor layout of one anchor: centre x, centre y, width, height, then 6 keypoints (x, y)

@@ -1,9 +1,11 @@
 """INT8: ModelOpt QAT, post-training backends (ModelOpt, NNCF, ONNX Runtime), one Q/DQ ONNX.
 
-Entry points: :func:`int8_onnx` (a Q/DQ ONNX for an export context: what the TensorRT target
-calls), :mod:`~feredge.quantize.modelopt_qat` (insert/calibrate/fine-tune/save/restore),
-:data:`~feredge.quantize.ptq.PTQ_BACKENDS`, :mod:`~feredge.quantize.sensitivity` (``--max-drop``).
-Imports are lazy: ModelOpt and NNCF load only when used.
+Makes INT8 artifacts from a request and knows nothing of bundles (the export's INT8 step,
+:mod:`feredge.export.int8`, stages them): :mod:`~feredge.quantize.modelopt_qat`
+(insert/calibrate/fine-tune/save/restore), :data:`~feredge.quantize.ptq.PTQ_BACKENDS`, the
+one-pass layer rankings (:mod:`~feredge.quantize.layer_noise`, :mod:`~feredge.quantize.onnx_noise`)
+and the budget search (:mod:`~feredge.quantize.sensitivity`). Imports are lazy: ModelOpt and
+NNCF load only when used.
 
 Importing this package registers the QAT checkpoint loader with :mod:`feredge.checkpoint` (which
 knows nothing of quantization): a checkpoint with ``extra["qat"]`` is rebuilt with its quantizers
@@ -17,7 +19,7 @@ from typing import Any
 
 from feredge.checkpoint import CheckpointMeta, register_extra_loader
 
-__all__ = ["QAT_SECTION", "Int8NeedsCalibration", "int8_onnx"]
+__all__ = ["QAT_SECTION"]
 
 #: the ``extra`` section of a QAT checkpoint (``modelopt_qat.QAT_KEY``, which imports torch)
 QAT_SECTION = "qat"
@@ -30,11 +32,3 @@ def _load_qat_checkpoint(weights: Path, meta: CheckpointMeta) -> Any:
 
 
 register_extra_loader(QAT_SECTION, _load_qat_checkpoint, provider=__name__)
-
-
-def __getattr__(name: str) -> Any:
-    if name in ("Int8NeedsCalibration", "int8_onnx"):
-        from feredge.quantize import int8
-
-        return getattr(int8, name)
-    raise AttributeError(name)

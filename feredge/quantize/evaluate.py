@@ -7,27 +7,25 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-#: export target → runtime used to measure its INT8 artifact here (TensorRT cannot run here:
-#: its Q/DQ ONNX is measured in ONNX Runtime, which reads the same Q/DQ semantics)
-TARGET_RUNTIME = {"openvino": "openvino", "onnx": "onnxruntime", "tensorrt": "onnxruntime"}
-
 
 def runtime_logits(path: Path, batch: np.ndarray, runtime: str, chunk: int = 16) -> np.ndarray:
-    if runtime == "onnxruntime":
-        from feredge.export.onnx_export import onnxruntime_logits
+    """Logits of the artifact at ``path`` in ``runtime``'s runner (INT8 precision for OpenVINO)."""
+    from feredge.runtimes.registry import runner_class
 
-        return onnxruntime_logits(path, batch)
-    from feredge.runtimes.openvino_runner import OpenVINORunner
-
-    with OpenVINORunner(path, precision="int8") as runner:
+    options = {"precision": "int8"} if runtime == "openvino" else {}
+    with runner_class(runtime)(path, **options) as runner:
         return runner.infer_all(batch, chunk)
 
 
 def torch_logits(model: nn.Module, batch: np.ndarray, chunk: int = 64) -> np.ndarray:
-    """The model's logits in eval mode (the export's chunked helper; this sets eval first)."""
-    from feredge.export.onnx_export import torch_logits as chunked
+    """The model's logits in eval mode, in chunks; no_grad, not inference_mode, so fake-quant modules
+    that update buffers in place (ModelOpt) run too."""
+    import torch
 
-    return chunked(model.eval(), batch, chunk)
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model(torch.from_numpy(np.ascontiguousarray(batch[i : i + chunk])))
+                          for i in range(0, len(batch), chunk)]).numpy()
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float:

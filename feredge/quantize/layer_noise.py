@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
+
+if TYPE_CHECKING:
+    from feredge.quantize.ptq import Int8Request
 
 
 def layer_noise(model: nn.Module, batch: np.ndarray, reference: np.ndarray,
@@ -71,3 +75,20 @@ class TorchSensitivity:
 
     def ranking(self) -> dict[str, float]:
         return layer_noise(self.model, self.calib, self.calib_reference(), (self.layers, self.keep_float))
+
+
+def torch_sensitivity(request: Int8Request, is_qat: bool, batch: np.ndarray,
+                      labels: np.ndarray) -> tuple[list[str], Any, Any]:
+    """Sensitivity by toggling ModelOpt quantizers in torch (:class:`~feredge.quantize.layer_noise.
+    TorchSensitivity`): layers, ``evaluate`` and the output-noise ``ranking`` on the calibration faces."""
+    import copy
+
+    from feredge.models import deploy_graph
+    from feredge.quantize.evaluate import torch_logits
+    from feredge.quantize.modelopt_qat import quantize_model
+
+    model = (copy.deepcopy(request.module) if is_qat
+             else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
+    found = TorchSensitivity(model, batch, labels, request.calib,
+                             lambda: torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib))
+    return found.layers, found.evaluate, found.ranking

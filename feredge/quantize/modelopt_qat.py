@@ -12,7 +12,7 @@ see :mod:`feredge.quantize.state_codec`). :func:`load_qat_model` rebuilds exactl
 The restored module is a :class:`QatGraphModule`: its ``forward`` is the fake-quant model (what
 training and evaluation use); its ``deploy()`` is the same weights without fake quantization, so
 the exporter's shared float steps (``model.onnx``, the parity reference) stay float and the INT8
-artifact is built from the quantizers by :mod:`feredge.quantize.int8`.
+artifact is built from the quantizers by :mod:`feredge.export.int8`.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ class Int8Options:
             raise FeredgeError(f"--min-agreement must be a percentage in (0, 100], got {self.min_agreement}")
 
 
-def overflow_fix_for(options: Int8Options, target: str) -> bool:
-    """CPU runtimes (OpenVINO, ONNX Runtime) may run on x86 without VNNI; TensorRT GPUs never saturate."""
-    return options.overflow_fix if options.overflow_fix is not None else target != "tensorrt"
+def overflow_fix_for(options: Int8Options, default: bool) -> bool:
+    """``--[no-]overflow-fix`` if given, else the export target's default (on for CPUs, off for TensorRT)."""
+    return options.overflow_fix if options.overflow_fix is not None else default
 
 
 def int8_options_of(options: Any) -> Int8Options:

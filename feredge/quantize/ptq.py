@@ -88,6 +88,24 @@ def _modelopt_layers(request: Int8Request) -> list[str]:
     return quantized_layers(quantize_model(request.module, request.calib[:8], overflow_fix=request.overflow_fix))
 
 
+def qat_artifact(request: Int8Request) -> Int8Artifact:
+    """A QAT model's Q/DQ ONNX as an INT8 artifact (``request.exclude``: layers set back to float)."""
+    import copy
+
+    from feredge.quantize.modelopt_qat import quantized_layers
+    from feredge.quantize.qdq_export import export_qdq_onnx
+
+    model = copy.deepcopy(request.module)
+    if request.exclude:
+        from feredge.quantize.modelopt_qat import set_excluded
+
+        set_excluded(model, request.exclude)
+    path = request.workdir / f"qat-{len(request.exclude)}.onnx"
+    summary = export_qdq_onnx(model, request.input_shape, path, max_batch=request.max_batch)
+    return Int8Artifact("qat", QDQ_ONNX, path, list(request.exclude),
+                        {"qdq": summary.to_dict(), "layers": len(quantized_layers(model))})
+
+
 # --- ONNX Runtime --------------------------------------------------------------------------------
 
 def _ort_quantize(request: Int8Request) -> Int8Artifact:
@@ -201,7 +219,7 @@ PTQ_BACKENDS: dict[str, PtqBackend] = {
     b.name: b
     for b in (
         PtqBackend("modelopt", QDQ_ONNX, "NVIDIA ModelOpt max calibration in torch → Q/DQ ONNX (also residual Adds)",
-                   _modelopt_quantize, _modelopt_layers),  # ranked in torch: feredge.quantize.int8
+                   _modelopt_quantize, _modelopt_layers),  # ranked in torch: feredge.export.int8
         PtqBackend("nncf", OPENVINO_IR, "NNCF post-training quantization of the OpenVINO model → INT8 IR",
                    _nncf_quantize, _nncf_layers, _nncf_rank),
         PtqBackend("ort", QDQ_ONNX, "ONNX Runtime quantize_static (QDQ, per-channel, symmetric) → Q/DQ ONNX",
@@ -209,19 +227,14 @@ PTQ_BACKENDS: dict[str, PtqBackend] = {
     )
 }
 
-#: what ``--ptq auto`` picks per export target: the target runtime's own tool, ModelOpt for TensorRT
-AUTO_PTQ: dict[str, str] = {"openvino": "nncf", "onnx": "ort", "tensorrt": "modelopt"}
-#: which artifact kinds each target can ship
-TARGET_KINDS: dict[str, tuple[str, ...]] = {"openvino": (QDQ_ONNX, OPENVINO_IR), "onnx": (QDQ_ONNX,),
-                                            "tensorrt": (QDQ_ONNX,)}
-
-
-def resolve_backend(name: str, target: str) -> PtqBackend:
-    key = AUTO_PTQ.get(target, "modelopt") if name == "auto" else name
+def resolve_backend(name: str, target: str, *, auto: str, kinds: tuple[str, ...]) -> PtqBackend:
+    """``--ptq NAME`` for ``target``, whose row (:class:`feredge.export.targets.ExportTarget`) gives
+    what ``auto`` means and the artifact ``kinds`` it can ship."""
+    key = auto if name == "auto" else name
     backend = PTQ_BACKENDS.get(key)
     if backend is None:
         raise FeredgeError(f"unknown PTQ backend {name!r}; known: auto, {', '.join(PTQ_BACKENDS)}")
-    if backend.produces not in TARGET_KINDS.get(target, (QDQ_ONNX,)):
+    if backend.produces not in kinds:
         raise FeredgeError(f"--ptq {key} produces an OpenVINO IR; the {target} target needs a Q/DQ ONNX "
                            f"(use --ptq modelopt or ort)")
     return backend

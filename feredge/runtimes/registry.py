@@ -23,21 +23,31 @@ class RuntimeInfo:
     requires: tuple[str, ...]  # top-level packages that must be importable
     install: str
     aliases: tuple[str, ...] = ()
+    #: the export target whose bundle this runtime runs (what a benchmark matrix exports for it)
+    export_target: str = "onnx"
+    #: the back end's own package, imported before a memory baseline so the baseline holds its libraries
+    package: str = ""
+    #: devices its runner accepts (``device=``); "auto" lets the back end choose
+    devices: tuple[str, ...] = ("cpu",)
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
     info.name: info
     for info in (
         RuntimeInfo("openvino", "feredge.runtimes.openvino_runner", "OpenVINORunner", ("openvino",),
-                    "pip install openvino", aliases=("ov",)),
+                    "pip install openvino", aliases=("ov",), export_target="openvino", package="openvino",
+                    devices=("cpu", "gpu", "npu", "auto")),
         RuntimeInfo("onnxruntime", "feredge.runtimes.onnxruntime_runner", "OnnxRuntimeRunner",
-                    ("onnxruntime",), "pip install onnxruntime", aliases=("ort", "onnx")),
+                    ("onnxruntime",), "pip install onnxruntime", aliases=("ort", "onnx"), export_target="onnx",
+                    package="onnxruntime", devices=("cpu", "gpu", "auto")),
+        # PyTorch eager runs any bundle's fp32 weights; the matrix takes them from the openvino bundle
         RuntimeInfo("torch", "feredge.runtimes.torch_runner", "TorchRunner", ("torch", "safetensors"),
-                    "pip install 'feredge[train]' (torch, safetensors)", aliases=("pytorch",)),
+                    "pip install 'feredge[train]' (torch, safetensors)", aliases=("pytorch",),
+                    export_target="openvino", package="torch", devices=("cpu", "gpu", "auto")),
         RuntimeInfo("tensorrt", "feredge.runtimes.tensorrt.runner", "TensorRTRunner", ("tensorrt", "cuda"),
                     "TensorRT: JetPack's python3-libnvinfer on Jetson, or pip install tensorrt "
                     "--extra-index-url https://pypi.nvidia.com; plus pip install cuda-python",
-                    aliases=("trt", "engine")),
+                    aliases=("trt", "engine"), export_target="tensorrt", package="tensorrt", devices=("gpu",)),
     )
 }
 #: ``runtime="auto"`` takes the first available runtime in this order that the bundle has files for
@@ -50,6 +60,11 @@ def resolve_name(name: str) -> str:
         if key == info.name or key in info.aliases:
             return info.name
     raise FeredgeError(f"unknown runtime {name!r}; known: {', '.join(RUNTIMES)}")
+
+
+def runtime_info(name: str) -> RuntimeInfo:
+    """The registry row of ``name`` (or an alias); an unknown name is an error, never a fallback."""
+    return RUNTIMES[resolve_name(name)]
 
 
 def is_available(name: str) -> bool:

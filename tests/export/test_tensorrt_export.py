@@ -126,13 +126,13 @@ def test_int8_without_calibration_or_qat_fails_in_one_line(tmp_path, fp16_export
 
 def test_int8_with_calibration_data_plans_an_entropy_calibrated_tensorrt_10_build(tmp_path, fp16_export,
                                                                                    monkeypatch):
+    from feredge.export.int8 import Int8NeedsCalibration
     from feredge.export.tensorrt.export_target import build_tensorrt
-    from feredge.quantize import Int8NeedsCalibration
 
     def no_qdq(*_args: object, **_kwargs: object) -> None:
         raise Int8NeedsCalibration("no PTQ backend")  # the fallback: no Q/DQ ONNX, calibration faces only
 
-    monkeypatch.setattr("feredge.quantize.int8_onnx", no_qdq)
+    monkeypatch.setattr("feredge.export.int8.int8_onnx", no_qdq)
 
     ctx = _fake_ctx(tmp_path, fp16_export, "int8", calib="reference")
     build_tensorrt(ctx)  # type: ignore[arg-type]

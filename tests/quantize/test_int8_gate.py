@@ -1,6 +1,6 @@
 """Which faces gate INT8 parity: a labelled calibration dataset's validation split when there is one.
 
-Unit tests drive :func:`feredge.quantize.int8.record_int8_parity` with controlled logits (the gate
+Unit tests drive :func:`feredge.export.int8.record_int8_parity` with controlled logits (the gate
 fails on in-domain disagreement, the reference faces become information); one end-to-end export
 checks the manifest a real INT8 export writes with ``--calib`` on a labelled dataset.
 """
@@ -15,7 +15,7 @@ import pytest
 
 from feredge.errors import FeredgeError
 from feredge.export.exporter import ExportContext
-from feredge.quantize.int8 import GateFaces, record_int8_parity
+from feredge.export.int8 import GATE_FACES, GateFaces, record_int8_parity
 
 RNG = np.random.default_rng(0)
 REFERENCE = RNG.standard_normal((50, 1, 4, 4)).astype(np.float32)
@@ -40,7 +40,7 @@ def _ctx(tmp_path: Path, gate: bool) -> ExportContext:
     if gate:
         labels = _logits(IN_DOMAIN).argmax(1)
         labels[:4] = (labels[:4] + 1) % 7  # FP32 is 90 % accurate here
-        ctx.gate_faces = GateFaces(IN_DOMAIN, labels, _logits(IN_DOMAIN), "/data/synth", "val")
+        ctx.state[GATE_FACES] = GateFaces(IN_DOMAIN, labels, _logits(IN_DOMAIN), "/data/synth", "val")
     return ctx
 
 

@@ -42,8 +42,14 @@ def test_backend(name: str, float_model, float_onnx: Path, real_faces: np.ndarra
 
 
 def test_auto_choice_and_target_check() -> None:
-    assert resolve_backend("auto", "openvino").name == "nncf"
-    assert resolve_backend("auto", "onnx").name == "ort"
-    assert resolve_backend("auto", "tensorrt").name == "modelopt"
+    from feredge.export.targets import TARGETS
+
+    def resolve(name: str, target: str):  # what the export does: the target's row says what auto means
+        row = TARGETS[target]
+        return resolve_backend(name, target, auto=row.auto_ptq, kinds=row.int8_kinds)
+
+    assert resolve("auto", "openvino").name == "nncf"
+    assert resolve("auto", "onnx").name == "ort"
+    assert resolve("auto", "tensorrt").name == "modelopt"
     with pytest.raises(FeredgeError, match="needs a Q/DQ ONNX"):
-        resolve_backend("nncf", "tensorrt")
+        resolve("nncf", "tensorrt")

@@ -70,7 +70,7 @@ class Outlier(nn.Module):
 
 
 def test_impossible_budget_is_met_by_keeping_the_culprit(tmp_path: Path) -> None:
-    from feredge.quantize.int8 import _torch_evaluator
+    from feredge.quantize.layer_noise import torch_sensitivity
     from feredge.quantize.ptq import Int8Request
 
     model = Outlier().eval()
@@ -78,7 +78,7 @@ def test_impossible_budget_is_met_by_keeping_the_culprit(tmp_path: Path) -> None
     with torch.no_grad():
         labels = model(torch.from_numpy(x)).argmax(1).numpy()
     request = Int8Request(model, (1, 12, 12), tmp_path / "unused.onnx", x, tmp_path, overflow_fix=False)
-    layers, evaluate, measure_noise = _torch_evaluator(request, False, x, labels)
+    layers, evaluate, measure_noise = torch_sensitivity(request, False, x, labels)
     noise = measure_noise()
     assert evaluate(frozenset()) < 0.6  # all-INT8 is far off: no calibration setting fixes it
     # ranked by the output noise each layer adds alone: the culprit first, no one-at-a-time pass

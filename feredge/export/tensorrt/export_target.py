@@ -24,7 +24,7 @@ from feredge.runtimes.tensorrt.profile import batch_profile
 from feredge.runtimes.tensorrt.trtexec import trtexec_commands
 
 if TYPE_CHECKING:
-    from feredge.export.exporter import ExportContext
+    from feredge.export.context import ExportContext
 
 FP16_ONNX = "model.fp16.onnx"
 QDQ_ONNX = "model.qdq.onnx"
@@ -36,13 +36,13 @@ CALIBRATION_DATA_ROLE = "trt_calibration_data"
 def _onnx_parity(ctx: ExportContext, name: str, precision: str) -> None:
     """The TensorRT-ready ONNX against PyTorch in onnxruntime, with the precision's tolerance.
 
-    INT8 goes through :func:`feredge.quantize.int8.record_int8_parity`: gated on the calibration
+    INT8 goes through :func:`feredge.export.int8.record_int8_parity`: gated on the calibration
     dataset's validation split when one was given, on the reference faces otherwise."""
     from feredge.export.onnx_export import onnxruntime_logits
 
     runtime = f"onnxruntime/trt-{precision}"
     if precision == "int8":
-        from feredge.quantize.int8 import record_int8_parity
+        from feredge.export.int8 import record_int8_parity
         from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
 
         with OnnxRuntimeRunner(ctx.staging / name) as runner:  # one session for both face sets

@@ -2,7 +2,7 @@
 
 TensorRT 11 only accepts INT8 as a Q/DQ ONNX; TensorRT 10 also accepts an fp32 ONNX with a
 calibration cache from an entropy calibrator. :func:`int8_onnx_for` asks
-:func:`feredge.quantize.int8_onnx` (QAT checkpoint, else PTQ from ``--calib``) for a Q/DQ ONNX,
+:func:`feredge.export.int8.int8_onnx` (QAT checkpoint, else PTQ from ``--calib``) for a Q/DQ ONNX,
 then a checkpoint's ``qdq_onnx`` metadata entry. The file lives in the export's scratch directory:
 the target copies it into the bundle.
 Without a Q/DQ ONNX, :func:`calibration_for` says whether calibration data was given (TensorRT
@@ -20,7 +20,7 @@ from feredge.errors import FeredgeError
 from feredge.export.tensorrt.options import trt_options_of
 
 if TYPE_CHECKING:
-    from feredge.export.exporter import ExportContext
+    from feredge.export.context import ExportContext
 
 INT8_NEEDS = ("INT8 needs --calib (calibration faces) or a QAT checkpoint (--checkpoint with a Q/DQ ONNX); "
               "none was given")
@@ -42,9 +42,9 @@ def _from_checkpoint(ctx: ExportContext) -> Path | None:
 def int8_onnx_for(ctx: ExportContext) -> Path:
     """A Q/DQ ONNX for ``ctx``'s model; raises :class:`Int8Unavailable` when no provider has one.
 
-    First :func:`feredge.quantize.int8_onnx` (a QAT checkpoint's quantizers, else ModelOpt/ORT PTQ
+    First :func:`feredge.export.int8.int8_onnx` (a QAT checkpoint's quantizers, else ModelOpt/ORT PTQ
     on ``--calib``); without a QAT checkpoint or calibration data, the checkpoint's own Q/DQ ONNX."""
-    from feredge.quantize import Int8NeedsCalibration, int8_onnx
+    from feredge.export.int8 import Int8NeedsCalibration, int8_onnx
 
     try:
         return int8_onnx(ctx)

@@ -1,5 +1,9 @@
 """INT8 in the export: QAT when the checkpoint is a QAT one, post-training quantization otherwise.
 
+The export side of INT8 — staging, manifest entries, the gate and its budgets — over
+:mod:`feredge.quantize`, which makes INT8 artifacts from an :class:`~feredge.quantize.ptq.Int8Request`
+and knows nothing of bundles.
+
 Called by the ``onnx`` and ``openvino`` targets (:func:`build_onnx_int8`,
 :func:`build_openvino_int8`) and, through :func:`int8_onnx`, by the TensorRT target's INT8 hook
 (:func:`feredge.export.tensorrt.int8.int8_onnx_for`). One decision for all three:
@@ -50,15 +54,19 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from feredge.errors import FeredgeError
+from feredge.quantize.layer_noise import torch_sensitivity
 from feredge.quantize.options import int8_options_of, overflow_fix_for
-from feredge.quantize.ptq import QDQ_ONNX, Int8Artifact, Int8Request, PtqBackend, resolve_backend
+from feredge.quantize.ptq import QDQ_ONNX, Int8Artifact, Int8Request, PtqBackend, qat_artifact, resolve_backend
 
 if TYPE_CHECKING:
-    from feredge.export.exporter import ExportContext
+    from feredge.export.context import ExportContext
 
 NEEDS_CALIB = ("--precision int8 needs --calib DATA (a dataset or a folder of face photos) unless --checkpoint "
                "is a QAT checkpoint (made by `feredge qat`)")
 QDQ_FILE = "model.qdq.onnx"
+
+
+GATE_FACES = "int8_gate_faces"  # ExportContext.state key: the in-domain GateFaces, once built
 
 
 class Int8NeedsCalibration(FeredgeError):
@@ -110,12 +118,13 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
     calib = _calibration(ctx)
     if not qat and calib is None:
         raise Int8NeedsCalibration(NEEDS_CALIB)
-    if calib is not None and calib.labels is not None and ctx.gate_faces is None:
-        ctx.gate_faces = _gate_faces(ctx, calib.origin, calib.fmt)
+    if calib is not None and calib.labels is not None and ctx.state.get(GATE_FACES) is None:
+        ctx.state[GATE_FACES] = _gate_faces(ctx, calib.origin, calib.fmt)
     workdir = ctx.scratch("feredge-int8-")
     request = Int8Request(ctx.source.module, tuple(ctx.source.spec.input_shape), ctx.staging / "model.onnx",
                           calib.batch if calib is not None else ctx.reference.batch, workdir,
-                          overflow_fix=overflow_fix_for(opts, target), max_batch=ctx.options.max_batch)
+                          overflow_fix=overflow_fix_for(opts, _row(ctx).overflow_fix),
+                          max_batch=ctx.options.max_batch)
     qat_float: list[str] = []  # a QAT checkpoint's own float layers (feredge qat --keep-float/--min-agreement)
     if qat:
         info = ctx.source.extra[QAT_KEY]
@@ -124,10 +133,11 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
         ctx.message(f"int8: QAT checkpoint ({info.get('method', 'qat')}, ModelOpt fake quantization{kept}) → Q/DQ "
                     f"ONNX; no post-training quantization")
         backend: PtqBackend | None = None
-        artifact = _qat_artifact(request)
+        artifact = qat_artifact(request)
         calib_report: dict[str, Any] = dict(info.get("calibration") or {})
     else:
-        backend = resolve_backend(opts.ptq, target)
+        row = _row(ctx)
+        backend = resolve_backend(opts.ptq, target, auto=row.auto_ptq, kinds=row.int8_kinds)
         ctx.message(f"int8: not a QAT checkpoint → post-training quantization with {backend.name} on "
                     f"{len(calib)} calibration faces from {calib.origin}")
         artifact = backend.quantize(request)
@@ -151,6 +161,13 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
         ctx.manifest_extra["calibration"] = {**summary, "file": REPORT_FILE}
     ctx.manifest_extra["int8"] = manifest
     return Int8Outcome(artifact, "qat" if qat else artifact.method, manifest)
+
+
+def _row(ctx: ExportContext) -> Any:
+    """The export target's row (its INT8 runtime, PTQ default, artifact kinds, overflow-fix default)."""
+    if ctx.target is None:
+        raise FeredgeError("an INT8 export needs its target's row on the export context (a feredge bug)")
+    return ctx.target
 
 
 def _gate_faces(ctx: ExportContext, origin: str, fmt: str) -> GateFaces | None:
@@ -181,7 +198,7 @@ def record_int8_parity(ctx: ExportContext, runtime: str, logits_of: Any) -> None
     from feredge.parity import compare_logits
     from feredge.quantize.evaluate import accuracy
 
-    gate: GateFaces | None = ctx.gate_faces
+    gate: GateFaces | None = ctx.state.get(GATE_FACES)
     results = [compare_logits(ctx.expected, logits_of(ctx.reference.batch), runtime=runtime, precision="int8",
                               gate=gate is None)]
     if gate is not None:
@@ -199,21 +216,6 @@ def _json(data: Any) -> str:
     import json
 
     return json.dumps(data, indent=2, sort_keys=True, default=str)
-
-
-def _qat_artifact(request: Int8Request) -> Int8Artifact:
-    from feredge.quantize.modelopt_qat import quantized_layers
-    from feredge.quantize.qdq_export import export_qdq_onnx
-
-    model = copy.deepcopy(request.module)
-    if request.exclude:
-        from feredge.quantize.modelopt_qat import set_excluded
-
-        set_excluded(model, request.exclude)
-    path = request.workdir / f"qat-{len(request.exclude)}.onnx"
-    summary = export_qdq_onnx(model, request.input_shape, path, max_batch=request.max_batch)
-    return Int8Artifact("qat", QDQ_ONNX, path, list(request.exclude),
-                        {"qdq": summary.to_dict(), "layers": len(quantized_layers(model))})
 
 
 @dataclass
@@ -243,14 +245,14 @@ def _budgets(ctx: ExportContext) -> list[_Budget]:
     opts = int8_options_of(ctx.options)
     budgets = []
     if opts.max_drop is not None:
-        val: GateFaces | None = ctx.gate_faces
+        val: GateFaces | None = ctx.state.get(GATE_FACES)
         if val is None:
             if opts.calib is None:
                 raise FeredgeError("--max-drop needs --calib DATA with a labelled validation split")
             val = _validation_faces(ctx, opts.calib, opts.calib_format)
         budgets.append(_Budget("--max-drop", "accuracy", float(opts.max_drop), val.batch, val.labels,
                                accuracy(val.expected, val.labels), val.origin, val.split))
-    gate = ctx.gate_faces
+    gate = ctx.state.get(GATE_FACES)
     batch, expected, origin, split = ((gate.batch, gate.expected, gate.origin, gate.split) if gate is not None
                                       else (ctx.reference.batch, ctx.expected, "reference", None))
     percent, flag = ((float(opts.min_agreement), "--min-agreement") if opts.min_agreement is not None
@@ -263,13 +265,13 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
                 artifact: Int8Artifact, budget: _Budget,
                 already: tuple[str, ...] = ()) -> tuple[Int8Artifact, dict[str, Any]]:
     """Keep layers in float (beyond ``already``, kept by an earlier budget) until ``budget`` holds."""
-    from feredge.quantize.evaluate import TARGET_RUNTIME, accuracy, runtime_logits
+    from feredge.quantize.evaluate import accuracy, runtime_logits
     from feredge.quantize.sensitivity import fit_budget
 
-    runtime = TARGET_RUNTIME[target]
+    runtime = _row(ctx).int8_runtime
     made: dict[frozenset[str], Int8Artifact] = {}  # ORT/NNCF: the search's artifacts, so the chosen one is not remade
     if backend is None or backend.name == "modelopt":
-        layers, measure, ranking = _torch_evaluator(request, backend is None, budget.batch, budget.labels)
+        layers, measure, ranking = torch_sensitivity(request, backend is None, budget.batch, budget.labels)
     else:
         layers = backend.layers(request)
         rank = backend.rank
@@ -290,7 +292,7 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
                         log=ctx.message, metric=budget.metric, ranking=ranking)
     if result.excluded:
         kept = request.excluding((*already, *result.excluded))
-        final = _qat_artifact(kept) if backend is None else made.get(frozenset(kept.exclude)) or backend.quantize(kept)
+        final = qat_artifact(kept) if backend is None else made.get(frozenset(kept.exclude)) or backend.quantize(kept)
         result.latency = _latency_cost(artifact.path, final.path, budget.batch, runtime)
         result.final_accuracy = accuracy(runtime_logits(final.path, budget.batch, runtime), budget.labels)
         result.met = result.drop_points <= result.max_drop_points + 1e-9
@@ -316,22 +318,6 @@ def _describe(budget: _Budget) -> str:
         value = 100.0 - budget.points if budget.metric == "agreement" else budget.points
         return f"{budget.flag} {value:g}"
     return f"{budget.flag} ({100.0 - budget.points:g} % {budget.metric})"
-
-
-def _torch_evaluator(request: Int8Request, is_qat: bool, batch: np.ndarray,
-                     labels: np.ndarray) -> tuple[list[str], Any, Any]:
-    """Sensitivity by toggling ModelOpt quantizers in torch (:class:`~feredge.quantize.layer_noise.
-    TorchSensitivity`): layers, ``evaluate`` and the output-noise ``ranking`` on the calibration faces."""
-    from feredge.models import deploy_graph
-    from feredge.quantize.evaluate import torch_logits
-    from feredge.quantize.layer_noise import TorchSensitivity
-    from feredge.quantize.modelopt_qat import quantize_model
-
-    model = (copy.deepcopy(request.module) if is_qat
-             else quantize_model(request.module, request.calib, overflow_fix=request.overflow_fix))
-    found = TorchSensitivity(model, batch, labels, request.calib,
-                             lambda: torch_logits(deploy_graph(copy.deepcopy(request.module)), request.calib))
-    return found.layers, found.evaluate, found.ranking
 
 
 def _latency_cost(all_int8: Path, final: Path, batch: np.ndarray, runtime: str) -> dict[str, Any]:

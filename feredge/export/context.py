@@ -1,0 +1,105 @@
+"""What an export target is given: the options and the export in progress.
+
+Apart from :mod:`feredge.export.exporter` (the driver, which imports the targets) so that targets
+and the INT8 step can name these types without an import cycle.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from feredge.errors import FeredgeError
+
+if TYPE_CHECKING:  # types only: the CLI reads the target table without torch (feredge --help on a device)
+    import numpy as np
+
+    from feredge.calibration.reference import ReferenceSet
+    from feredge.export.source import ModelSource
+    from feredge.export.tensorrt.options import TrtExportOptions
+    from feredge.parity import ParityResult
+    from feredge.quantize.options import Int8Options
+
+DEFAULT_OPSET = 18  # the ONNX opset every export writes (feredge.export.onnx_export)
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """A format and every fact the export, quantize and bench sides need about it (no side tables)."""
+
+    name: str
+    aliases: tuple[str, ...]
+    precisions: tuple[str, ...]
+    description: str
+    build: Callable[[ExportContext], None]
+    #: the runtime that measures this target's INT8 artifact here (TensorRT cannot run here: its
+    #: Q/DQ ONNX is measured in ONNX Runtime, which reads the same Q/DQ semantics)
+    int8_runtime: str = "onnxruntime"
+    #: ``--ptq auto``: the target runtime's own tool (ModelOpt for TensorRT)
+    auto_ptq: str = "ort"
+    #: INT8 artifact kinds the target can ship (feredge.quantize.ptq: qdq_onnx, openvino_ir)
+    int8_kinds: tuple[str, ...] = ("qdq_onnx",)
+    #: 7-bit weights by default (feredge.quantize.config): CPUs without VNNI saturate; GPUs never do
+    overflow_fix: bool = True
+
+
+@dataclass
+class ExportOptions:
+    target: str = "openvino"
+    precision: str = "fp32"
+    output: Path | None = None
+    model: str | None = None
+    checkpoint: Path | None = None
+    max_batch: int = 64
+    opset: int = DEFAULT_OPSET
+    force: bool = False
+    int8: Int8Options | None = None  # calibration and PTQ choices for --precision int8
+    tensorrt: TrtExportOptions | None = None  # batch profile and workspace for --target trt
+
+
+@dataclass
+class ExportContext:
+    source: ModelSource
+    options: ExportOptions
+    staging: Path
+    reference: ReferenceSet
+    expected: np.ndarray
+    files: dict[str, str] = field(default_factory=dict)  # file name → role
+    parity: list[ParityResult] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)
+    manifest_extra: dict[str, Any] = field(default_factory=dict)
+    target: ExportTarget | None = None  # the row being built (its INT8 facts: feredge.export.int8)
+    state: dict[str, Any] = field(default_factory=dict)  # a target's own working data (INT8: its gate faces)
+    scratch_dirs: list[Path] = field(default_factory=list)
+
+    def scratch(self, prefix: str) -> Path:
+        """A temporary directory for intermediate artifacts, removed as soon as the target is built
+        (:meth:`remove_scratch`), so many exports in one process (the benchmark matrix) do not pile up."""
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+        self.scratch_dirs.append(path)
+        return path
+
+    def remove_scratch(self) -> None:
+        while self.scratch_dirs:
+            shutil.rmtree(self.scratch_dirs.pop(), ignore_errors=True)
+
+    def add_file(self, name: str, role: str) -> None:
+        self.files[name] = role
+
+    def message(self, text: str) -> None:
+        self.messages.append(text)
+
+    def record_parity(self, result: ParityResult) -> None:
+        """Keep ``result`` for the manifest; a failed gate aborts the export, a failed information check is said."""
+        self.parity.append(result)
+        if result.passed:
+            return
+        if result.gate:
+            where = "" if result.faces == "reference" else f" on {result.faces}"
+            raise FeredgeError(f"{result.runtime} {result.precision} parity failed{where}: {result.reason}")
+        self.message(f"{result.runtime} {result.precision} on {result.faces} faces (information, not the gate): "
+                     f"{result.reason}")
