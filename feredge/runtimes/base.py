@@ -78,6 +78,16 @@ class TensorMeta:
             raise FeredgeError(f"input {self.name}: batch {batch.shape[0]} exceeds the model's max {max_batch}")
 
 
+def check_device(device: str | None, runner: type[Runner]) -> str:
+    """``device`` lower-cased, or the runner's default; one the runner cannot take is an error."""
+    if device is None:
+        return runner.devices[0]
+    key = str(device).lower()
+    if key not in runner.devices:
+        raise FeredgeError(f"runtime {runner.name} runs on {', '.join(runner.devices)}, not {device!r}")
+    return key
+
+
 class Runner(ABC):
     """Base class of the back-end adapters; subclasses implement the three ``_`` hooks."""
 
@@ -85,9 +95,13 @@ class Runner(ABC):
     #: bundle file roles this runner needs, first match wins (e.g. openvino falls back to onnx)
     bundle_roles: ClassVar[tuple[str, ...]]
 
+    #: devices the runner takes (``device=``), first the default; "auto" lets the back end choose
+    devices: ClassVar[tuple[str, ...]] = ("cpu",)
+
     def __init__(self, model_path: str | Path, *, threads: int | None = None, max_batch: int | None = None,
-                 **options: Any) -> None:
+                 device: str | None = None, **options: Any) -> None:
         self.model_path = Path(model_path)
+        self.device = check_device(device, type(self))
         self.threads = check_threads(threads)
         self.max_batch = max_batch
         self.options = options

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from feredge.errors import FeredgeError
 from feredge.runtimes.base import Runner, TensorMeta
 from feredge.runtimes.onnx_external import check_onnx_file
 
@@ -16,6 +17,7 @@ from feredge.runtimes.onnx_external import check_onnx_file
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
     bundle_roles = ("onnx",)
+    devices = ("cpu", "gpu", "auto")
 
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort
@@ -25,7 +27,7 @@ class OnnxRuntimeRunner(Runner):
         if self.threads:
             options.intra_op_num_threads = self.threads
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(str(self.model_path), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(str(self.model_path), options, providers=_providers(self.device))
         model_input = self.session.get_inputs()[0]
         self.output_name = self.session.get_outputs()[0].name
         self.settings = {
@@ -46,6 +48,24 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         del self.session
+
+
+#: device → execution providers, in ONNX Runtime's order of preference (CPU always last: it runs every op)
+DEVICE_PROVIDERS = {"cpu": ("CPUExecutionProvider",),
+                    "gpu": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+                    "auto": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "OpenVINOExecutionProvider",
+                             "CPUExecutionProvider")}
+
+
+def _providers(device: str) -> list[str]:
+    """The installed providers for ``device``; ``gpu`` without a GPU provider is an error, not the CPU."""
+    import onnxruntime as ort
+
+    available = set(ort.get_available_providers())
+    chosen = [p for p in DEVICE_PROVIDERS[device] if p in available]
+    if device == "gpu" and not {"TensorrtExecutionProvider", "CUDAExecutionProvider"} & set(chosen):
+        raise FeredgeError("onnxruntime has no GPU provider here (pip install onnxruntime-gpu on a CUDA machine)")
+    return chosen
 
 
 def _onnx_precision(type_string: str) -> str:

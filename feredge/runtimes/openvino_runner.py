@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from feredge.errors import FeredgeError
 from feredge.runtimes.base import Runner, TensorMeta
 from feredge.runtimes.onnx_external import check_onnx_file
 
@@ -31,6 +32,7 @@ _PRECISION_HINT = {"fp32": "f32", "fp16": "f32", "int8": "f32"}
 class OpenVINORunner(Runner):
     name = "openvino"
     bundle_roles = ("openvino_xml", "onnx")
+    devices = ("cpu", "gpu", "npu", "auto")
 
     def _activate(self) -> TensorMeta:
         import openvino as ov
@@ -45,7 +47,10 @@ class OpenVINORunner(Runner):
         config["INFERENCE_PRECISION_HINT"] = hint
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        self.compiled = core.compile_model(model, "CPU", config)
+        device = self.device.upper()  # OpenVINO's names: CPU, GPU, NPU, AUTO
+        if device != "AUTO" and device not in core.available_devices:
+            raise FeredgeError(f"OpenVINO has no {device} device here (it has {', '.join(core.available_devices)})")
+        self.compiled = core.compile_model(model, device, config)
         self.request = self.compiled.create_infer_request()
         self._tensor = ov.Tensor
         self._input: np.ndarray | None = None  # the input tensor's memory for the last batch shape
@@ -55,7 +60,7 @@ class OpenVINORunner(Runner):
         self.settings = {
             "runtime": self.name,
             "version": ov.get_version(),
-            "device": "CPU",
+            "device": device,
             "inference_precision": self.compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(),
             "threads": int(self.compiled.get_property("INFERENCE_NUM_THREADS")),
             "hint": str(self.compiled.get_property("PERFORMANCE_HINT")),

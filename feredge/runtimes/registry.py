@@ -27,27 +27,24 @@ class RuntimeInfo:
     export_target: str = "onnx"
     #: the back end's own package, imported before a memory baseline so the baseline holds its libraries
     package: str = ""
-    #: devices its runner accepts (``device=``); "auto" lets the back end choose
-    devices: tuple[str, ...] = ("cpu",)
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
     info.name: info
     for info in (
         RuntimeInfo("openvino", "feredge.runtimes.openvino_runner", "OpenVINORunner", ("openvino",),
-                    "pip install openvino", aliases=("ov",), export_target="openvino", package="openvino",
-                    devices=("cpu", "gpu", "npu", "auto")),
+                    "pip install openvino", aliases=("ov",), export_target="openvino", package="openvino"),
         RuntimeInfo("onnxruntime", "feredge.runtimes.onnxruntime_runner", "OnnxRuntimeRunner",
                     ("onnxruntime",), "pip install onnxruntime", aliases=("ort", "onnx"), export_target="onnx",
-                    package="onnxruntime", devices=("cpu", "gpu", "auto")),
+                    package="onnxruntime"),
         # PyTorch eager runs any bundle's fp32 weights; the matrix takes them from the openvino bundle
         RuntimeInfo("torch", "feredge.runtimes.torch_runner", "TorchRunner", ("torch", "safetensors"),
                     "pip install 'feredge[train]' (torch, safetensors)", aliases=("pytorch",),
-                    export_target="openvino", package="torch", devices=("cpu", "gpu", "auto")),
+                    export_target="openvino", package="torch"),
         RuntimeInfo("tensorrt", "feredge.runtimes.tensorrt.runner", "TensorRTRunner", ("tensorrt", "cuda"),
                     "TensorRT: JetPack's python3-libnvinfer on Jetson, or pip install tensorrt "
                     "--extra-index-url https://pypi.nvidia.com; plus pip install cuda-python",
-                    aliases=("trt", "engine"), export_target="tensorrt", package="tensorrt", devices=("gpu",)),
+                    aliases=("trt", "engine"), export_target="tensorrt", package="tensorrt"),
     )
 }
 #: ``runtime="auto"`` takes the first available runtime in this order that the bundle has files for
