@@ -42,9 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, directories of images, or video files (default: the shipped face photo)")
     parser.add_argument("--bundle", type=Path,
                         help="bundle directory (default: the shipped model, exported on first use)")
-    parser.add_argument("--runtime", default="auto", help="auto, openvino, onnxruntime or torch (default auto)")
-    parser.add_argument("--detector", choices=("haar", "mtcnn", "none"), help="override the bundle's detector; "
-                        "'mtcnn' also finds landmarks; 'none' treats each image as one face crop")
+    from feredge.preprocess.detect import DETECTORS
+    from feredge.runtimes.registry import RUNTIMES
+
+    runtimes = ("auto", *RUNTIMES, *(alias for info in RUNTIMES.values() for alias in info.aliases))
+    parser.add_argument("--runtime", default="auto", choices=runtimes, metavar="RUNTIME",
+                        help=f"auto (default) or one of {', '.join(RUNTIMES)}")
+    parser.add_argument("--device", help="device for the runtime: cpu, gpu, npu or auto where it has them "
+                                         "(default: the runtime's first, cpu except TensorRT)")
+    parser.add_argument("--detector", choices=sorted(DETECTORS), help="override the bundle's detector; "
+                        "'mtcnn' and 'blazeface*' also find landmarks; 'none' treats each image as one face crop")
     parser.add_argument("--align", choices=("none", "five_point"),
                         help="override the bundle's alignment (five_point needs landmarks: --detector mtcnn)")
     parser.add_argument("--annotate", type=output_dir, metavar="DIR", help="write annotated images/videos into DIR")
@@ -137,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
     interrupted = False
     try:
         with Pipeline.from_bundle(bundle, runtime=args.runtime, detector=args.detector,
-                                  threads=args.threads) as pipeline:
+                                  threads=args.threads, device=args.device) as pipeline:
             sink = LineSink(args.output) if args.output else None  # opened once the model loaded
             if args.align:
                 pipeline.spec = pipeline.spec.replace(alignment=args.align)
