@@ -152,6 +152,7 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
             ctx.message(f"int8: kept {len(found['excluded'])} more layer(s) in float to meet {_describe(budget)}: "
                         f"{', '.join(found['excluded'])} "
                         f"(latency {found['latency'].get('ratio', float('nan')):.2f}× the all-INT8 one)")
+    manifest.update(artifact.details)  # the shipped artifact's figures (Q/DQ counts...), not all-INT8's
     manifest["excluded"] = [*qat_float, *artifact.excluded]  # the QAT checkpoint's come first
     if calib_report:
         (ctx.staging / REPORT_FILE).write_text(_json(calib_report), encoding="utf-8")

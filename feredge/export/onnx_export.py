@@ -72,12 +72,12 @@ class OnnxExportReport:
                 "rejected_exporters": self.rejected}
 
 
-def onnxruntime_logits(model_bytes: bytes | Path, batch: np.ndarray) -> np.ndarray:
-    import onnxruntime as ort
+def onnxruntime_logits(path: Path, batch: np.ndarray) -> np.ndarray:
+    """The ONNX file's logits through the ONNX Runtime runner: the checks see what a device runs."""
+    from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
 
-    source = str(model_bytes) if isinstance(model_bytes, Path) else model_bytes
-    session = ort.InferenceSession(source, providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {INPUT_NAME: batch[i : i + 16]})[0] for i in range(0, len(batch), 16)])
+    with OnnxRuntimeRunner(path) as runner:
+        return runner.infer_all(batch)
 
 
 def torch_logits(module: nn.Module, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
@@ -102,15 +102,16 @@ def export_onnx(module: nn.Module, input_shape: tuple[int, ...], path: Path, ref
             proto = onnx.load_from_string(data)
             onnx.checker.check_model(proto, full_check=True)
             _check_dynamic_batch(proto)
-            parity = compare_logits(expected, onnxruntime_logits(data, reference), runtime="onnxruntime")
+            path.write_bytes(data)  # the candidate, checked where it will live (the next one replaces it)
+            parity = compare_logits(expected, onnxruntime_logits(path, reference), runtime="onnxruntime")
         except Exception as exc:  # an exporter failing for any reason is a reason to try the next one
             rejected[name] = f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
             continue
         if parity.passed:
-            path.write_bytes(data)
             return OnnxExportReport(name, opset, parity, rejected)
         rejected[name] = f"numerical check failed: {parity.reason}"
     details = "; ".join(f"{k}: {v}" for k, v in rejected.items())
+    path.unlink(missing_ok=True)  # no unverified file left behind
     raise FeredgeError(f"ONNX export failed verification with every exporter ({details})")
 
 

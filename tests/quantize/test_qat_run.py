@@ -76,9 +76,8 @@ def test_min_agreement_is_range_checked_when_the_config_is_made() -> None:
 
 @pytest.mark.slow
 def test_layers_kept_in_float_stay_float_through_fine_tuning_restore_and_export(
-        float_run: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        float_run: tuple[Path, Path], tmp_path: Path) -> None:
     from feredge.export.exporter import ExportOptions, export
-    from feredge.parity import TOLERANCES, Tolerance
     from feredge.quantize.modelopt_qat import quantized_layers, quantizers
     from feredge.quantize.options import Int8Options
 
@@ -91,34 +90,38 @@ def test_layers_kept_in_float_stay_float_through_fine_tuning_restore_and_export(
     assert [name for name, q in quantizers(model).items() if name.startswith("conv1.") and q.is_enabled] == []
     layers = quantized_layers(model)
     assert "conv1" not in layers and "conv2" in layers
-    # a 1-epoch model on 35 faces: this test is about what the export keeps in float, not about fidelity
-    monkeypatch.setitem(TOLERANCES, "int8", Tolerance(min_agreement=0.0))
+    # the real gate: a 1-epoch model on 35 faces may need more layers in float; the export finds them
     manifest = export(ExportOptions(target="onnx", precision="int8", output=tmp_path / "bundle", max_batch=8,
                                     checkpoint=result.checkpoint, int8=Int8Options(calib=str(data)))).manifest
-    assert manifest["int8"]["method"] == "qat" and manifest["int8"]["excluded"] == ["conv1"]
+    kept = manifest["int8"]["agreement_budget"]["excluded"]  # what the gate's budget added
+    excluded = manifest["int8"]["excluded"]  # the QAT checkpoint's own first
+    assert manifest["int8"]["method"] == "qat" and excluded[0] == "conv1" and sorted(excluded[1:]) == sorted(kept)
+    gate = [p for p in manifest["parity"]["results"] if p["precision"] == "int8" and p["gate"]]
+    assert gate and all(p["passed"] for p in gate)
     weights = [n for n, q in quantizers(model).items() if n.endswith(".weight_quantizer") and q.is_enabled]
     assert len(weights) == 22  # mini_xception's 23 weighted layers, conv1 not among them
-    assert manifest["int8"]["qdq"]["per_channel_weights"] == 22  # the Q/DQ ONNX leaves conv1's weight in float
+    # the Q/DQ ONNX leaves conv1's weight, and those of the weighted layers the budget kept, in float
+    quantized_weights = [n for n in weights if n.rsplit(".", 1)[0] not in kept]
+    assert manifest["int8"]["qdq"]["per_channel_weights"] == len(quantized_weights)
 
 
 @pytest.mark.slow
-def test_a_residual_add_kept_in_float_passes_the_tensorrt_checks(float_run: tuple[Path, Path], tmp_path: Path,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_residual_add_kept_in_float_passes_the_tensorrt_checks(float_run: tuple[Path, Path],
+                                                                  tmp_path: Path) -> None:
     """TensorRT's Q/DQ rules want both inputs of a residual Add quantized, except where the INT8
     step kept the Add in float on purpose."""
     from feredge.export.exporter import ExportOptions, export
     from feredge.export.trt_onnx_check import check_onnx
-    from feredge.parity import TOLERANCES, Tolerance
     from feredge.quantize.options import Int8Options
 
     data, ckpt = float_run
     result = run_qat(QatConfig(checkpoint=ckpt, data=data, out=tmp_path / "qat", calib_size=16, epochs=1,
                                batch_size=16, threads=2, keep_float=("residual_add_0",)),
                      log=lambda _: None, progress=False)
-    monkeypatch.setitem(TOLERANCES, "int8", Tolerance(min_agreement=0.0))  # about the checks, not fidelity
     bundle = tmp_path / "trt"
     manifest = export(ExportOptions(target="tensorrt", precision="int8", output=bundle, max_batch=8,
                                     checkpoint=result.checkpoint, int8=Int8Options(calib=str(data)))).manifest
-    assert manifest["int8"]["excluded"] == ["residual_add_0"]
+    excluded = manifest["int8"]["excluded"]  # the QAT checkpoint's first, then any the real gate's budget added
+    assert excluded[0] == "residual_add_0"
     assert {f.rule for f in check_onnx(bundle / "model.qdq.onnx")} == {"residual-add"}  # without the exemption
-    assert check_onnx(bundle / "model.qdq.onnx", ["residual_add_0"]) == []
+    assert check_onnx(bundle / "model.qdq.onnx", excluded) == []
