@@ -110,6 +110,7 @@ class Runner(ABC):
         self.timings: deque[float] = deque(maxlen=TIMINGS_WINDOW)
         self.contract: BundleContract | None = None  # set by from_bundle
         self.is_active = False
+        self._checked: tuple[tuple[int, ...], np.dtype] | None = None  # the last input shape/dtype accepted
 
     @classmethod
     def from_bundle(cls, bundle: Any, **options: Any) -> Runner:
@@ -133,6 +134,7 @@ class Runner(ABC):
 
     def activate(self) -> Runner:
         if not self.is_active:
+            self._checked = None
             try:
                 self.input_meta = self._activate()
             except FeredgeError:
@@ -197,7 +199,9 @@ class Runner(ABC):
         if not self.is_active:
             raise FeredgeError(f"{self.name} runner used before activate()")
         assert self.input_meta is not None
-        self.input_meta.check(batch, self.max_batch)
+        if (batch.shape, batch.dtype) != self._checked:  # a stream repeats one shape: check it once
+            self.input_meta.check(batch, self.max_batch)
+            self._checked = (batch.shape, batch.dtype)
         start = time.perf_counter()
         logits = self._infer(np.ascontiguousarray(batch))
         self.timings.append(time.perf_counter() - start)
