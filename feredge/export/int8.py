@@ -40,7 +40,7 @@ as an independent check. Layers a QAT checkpoint already keeps in float (``fered
 --min-agreement``) are listed first in manifest ``int8.excluded``.
 
 Temporary files (the backends' artifacts) live in the export's scratch directory, removed as soon
-as the target has copied what it ships (:meth:`~feredge.export.exporter.ExportContext.scratch`).
+as the target has copied what it ships (:meth:`~feredge.export.context.ExportContext.scratch`).
 """
 
 from __future__ import annotations

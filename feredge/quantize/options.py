@@ -1,4 +1,4 @@
-"""INT8 export options: the ``int8`` field of :class:`~feredge.export.exporter.ExportOptions`."""
+"""INT8 export options: the ``int8`` field of :class:`~feredge.export.context.ExportOptions`."""
 
 from __future__ import annotations
 

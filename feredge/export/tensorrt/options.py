@@ -1,4 +1,4 @@
-"""TensorRT-specific export options: the ``tensorrt`` field of :class:`~feredge.export.exporter.ExportOptions`."""
+"""TensorRT-specific export options: the ``tensorrt`` field of :class:`~feredge.export.context.ExportOptions`."""
 
 from __future__ import annotations
 
