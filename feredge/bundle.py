@@ -648,7 +648,10 @@ def staged_bundle(destination: str | Path, *, overwrite: bool = False) -> Iterat
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Fill in the files' hashes from disk and write ``manifest.json``."""
+    """Write ``manifest.json`` (the files' entries come hashed: :func:`file_entry`); one without a schema
+    version gets this schema's, and the classifier as its only network when it names none."""
     manifest = dict(manifest)
-    manifest.setdefault("schema_version", BUNDLE_SCHEMA_VERSION)
+    if "schema_version" not in manifest:  # a manifest of this schema: its one network, unless it lists more
+        manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
+        manifest.setdefault("networks", {CLASSIFIER: {"kind": "classifier", "runtimes": []}})
     _write_json_atomic(root / MANIFEST, manifest)
