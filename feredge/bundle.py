@@ -26,7 +26,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -35,8 +35,14 @@ from feredge.errors import FeredgeError
 from feredge.preprocess.spec import PreprocessSpec
 
 MANIFEST = "manifest.json"
-BUNDLE_SCHEMA_VERSION = 1
+#: 1: one network (the classifier), described by the top-level fields. 2: adds ``networks`` — the
+#: classifier plus further networks (the face detector), each with its role, spec, files, parity and
+#: runtimes. A schema-1 bundle still loads: its only network is the classifier.
+BUNDLE_SCHEMA_VERSION = 2
 _REQUIRED_KEYS = ("schema_version", "model", "labels", "spec", "precision", "target", "files", "input")
+#: the network every bundle has; its spec, labels, input, output and parity are the manifest's top-level fields
+CLASSIFIER = "classifier"
+_NETWORK_KEYS = ("kind", "spec", "files", "input", "output", "parity", "runtimes")
 
 
 class BundleError(FeredgeError):
@@ -62,10 +68,114 @@ def safe_member(root: Path, name: str) -> Path:
     return resolved
 
 
+def network_file_role(network: str, role: str) -> str:
+    """The role a file of ``network`` has in the manifest's ``files``: the runner role itself for the
+    classifier (``onnx``), prefixed for the others (``detector.onnx``), so readers that look a role up
+    across all files (TensorRT's pre-flight, ``Bundle.roles``) never mistake a detector file for the classifier's."""
+    return role if network == CLASSIFIER else f"{network}.{role}"
+
+
+def runner_role_of(file_role: str) -> str:
+    """``detector.openvino_xml`` → ``openvino_xml``: the runner role of a manifest file role."""
+    return file_role.rsplit(".", 1)[-1]
+
+
+@dataclass(frozen=True)
+class Network:
+    """One network of a bundle: what it is for, how to feed it, its files, its verification, who runs it.
+
+    ``role``: ``classifier`` (every bundle; its fields mirror the manifest's top level) or
+    ``detector`` …; ``kind`` says how its output is read (``classifier``: logits over the labels;
+    ``blazeface``: SSD anchors, :mod:`feredge.preprocess.blazeface`). ``spec`` is the kind's own
+    spec (a ``PreprocessSpec`` dict, a ``BlazeFaceSpec`` dict). ``files``: runner role (``onnx``,
+    ``openvino_xml`` …) → bundle file name, each listed and hashed in the manifest's ``files``.
+    ``runtimes``: the runtimes it was verified in at export; empty means any runtime with a file
+    for it (the classifier, whose per-runtime parity is the manifest's ``parity``).
+    """
+
+    role: str
+    kind: str
+    spec: dict[str, Any]
+    files: dict[str, str]
+    input: dict[str, Any]
+    output: dict[str, Any] = field(default_factory=dict)
+    parity: tuple[dict[str, Any], ...] = ()
+    runtimes: tuple[str, ...] = ()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's input shape (no batch axis)."""
+        return tuple(int(v) for v in self.input["shape"][1:])
+
+    @property
+    def output_shape(self) -> tuple[int, ...] | None:
+        shape = self.output.get("shape")
+        return tuple(int(v) for v in shape[1:]) if shape else None
+
+    @property
+    def max_batch(self) -> int | None:
+        value = self.input.get("max_batch")
+        return int(value) if value is not None else None
+
+    def has(self, role: str) -> bool:
+        return role in self.files
+
+    def to_manifest(self) -> dict[str, Any]:
+        """The manifest's ``networks`` entry (the classifier's spec/input/output/parity stay top-level)."""
+        entry: dict[str, Any] = {"kind": self.kind, "runtimes": list(self.runtimes)}
+        if self.role != CLASSIFIER:
+            entry.update(spec=self.spec, files=self.files, input=self.input, output=self.output,
+                         parity=list(self.parity))
+        return entry
+
+
 @dataclass
 class Bundle:
     root: Path
     manifest: dict[str, Any]
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.manifest.get("schema_version", 1))
+
+    @property
+    def networks(self) -> dict[str, Network]:
+        """role → :class:`Network`; a schema-1 bundle has one, the classifier, from its top-level fields."""
+        classifier_entry = self.manifest.get("networks", {}).get(CLASSIFIER, {})
+        parity = self.manifest.get("parity", {})
+        found = {CLASSIFIER: Network(
+            role=CLASSIFIER, kind=str(classifier_entry.get("kind", "classifier")), spec=self.manifest["spec"],
+            files=self.roles(CLASSIFIER), input=self.manifest["input"], output=self.manifest.get("output") or {},
+            parity=tuple(parity.get("results", ())) if isinstance(parity, dict) else (),
+            runtimes=tuple(classifier_entry.get("runtimes", ())))}
+        for role, entry in self.manifest.get("networks", {}).items():
+            if role != CLASSIFIER:
+                found[role] = Network(role=role, kind=str(entry["kind"]), spec=dict(entry["spec"]),
+                                      files=dict(entry["files"]), input=dict(entry["input"]),
+                                      output=dict(entry.get("output") or {}), parity=tuple(entry.get("parity", ())),
+                                      runtimes=tuple(entry.get("runtimes", ())))
+        return found
+
+    def network(self, role: str = CLASSIFIER) -> Network:
+        networks = self.networks
+        if role not in networks:
+            raise BundleError(f"{self.root}: bundle has no {role} network (has: {', '.join(networks)}); "
+                              "re-export it with this feredge to include one")
+        return networks[role]
+
+    def network_path(self, network: Network | str, role: str) -> Path:
+        """The file of ``network`` that a runner with ``role`` loads."""
+        net = self.network(network) if isinstance(network, str) else network
+        if role not in net.files:
+            raise BundleError(f"{self.root}: {net.role} network has no {role} file "
+                              f"(has: {', '.join(sorted(net.files))})")
+        return safe_member(self.root, net.files[role])
+
+    def file_precision_of(self, name: str) -> str:
+        """The precision recorded for file ``name`` (inferred from its role for older manifests)."""
+        entry = self.manifest["files"][name]
+        return str(entry.get("precision") or file_precision(str(entry.get("role")), str(self.manifest.get("target")),
+                                                             self.precision))
 
     @property
     def spec(self) -> PreprocessSpec:
@@ -87,9 +197,19 @@ class Bundle:
     def max_batch(self) -> int:
         return int(self.manifest["input"].get("max_batch", 64))
 
-    def roles(self) -> dict[str, str]:
-        """role → file name, e.g. ``{"onnx": "model.onnx", "openvino_xml": "model.xml"}``."""
-        return {entry["role"]: name for name, entry in self.manifest["files"].items() if "role" in entry}
+    def roles(self, network: str | None = None) -> dict[str, str]:
+        """role → file name, e.g. ``{"onnx": "model.onnx", "openvino_xml": "model.xml"}``.
+
+        Without ``network``: every file by its manifest role (a detector's as ``detector.onnx``);
+        with one: that network's files by runner role (``onnx``)."""
+        out = {entry["role"]: name for name, entry in self.manifest["files"].items()
+               if isinstance(entry, dict) and "role" in entry}
+        if network is None:
+            return out
+        if network == CLASSIFIER:
+            return {role: name for role, name in out.items() if "." not in role}
+        prefix = f"{network}."
+        return {role[len(prefix):]: name for role, name in out.items() if role.startswith(prefix)}
 
     def has(self, role: str) -> bool:
         return role in self.roles()
@@ -97,8 +217,7 @@ class Bundle:
     def role_precision(self, role: str) -> str:
         """The precision of the file with ``role`` — not always the bundle's: an INT8 OpenVINO bundle
         also carries the fp32 ONNX, which is what ONNX Runtime runs from it."""
-        entry = self.manifest["files"][self.roles()[role]]
-        return str(entry.get("precision") or file_precision(role, str(self.manifest.get("target")), self.precision))
+        return self.file_precision_of(self.roles()[role])
 
     def path(self, role: str) -> Path:
         roles = self.roles()
@@ -138,6 +257,7 @@ class Bundle:
         except FeredgeError as exc:
             raise BundleError(f"{manifest_path}: {exc}") from None
         bundle._check_members_agree(manifest_path)
+        bundle._check_networks(manifest_path)
         if verify:
             bundle.verify()
         return bundle
@@ -162,6 +282,47 @@ class Bundle:
         if isinstance(output, dict) and output.get("shape") and output["shape"][-1] != len(labels):
             raise BundleError(f"{manifest_path}: manifest output width {output['shape'][-1]} disagrees with its "
                               f"{len(labels)} labels; re-export the bundle")
+
+    def _check_networks(self, manifest_path: Path) -> None:
+        """The ``networks`` section: well-formed entries, each file listed in ``files`` under its network's role.
+
+        What is checked here is the manifest against itself; the files' hashes are :meth:`verify`'s,
+        and a network's model against its declared input and output is the runner's, at activation.
+        """
+        networks = self.manifest.get("networks")
+        if networks is None:
+            if self.schema_version >= 2:
+                raise BundleError(f"{manifest_path}: schema {self.schema_version} manifest lacks its networks section")
+            return
+        if not isinstance(networks, dict) or CLASSIFIER not in networks:
+            raise BundleError(f"{manifest_path}: networks must be an object with a {CLASSIFIER} entry")
+        for role, entry in networks.items():
+            if not isinstance(entry, dict):
+                raise BundleError(f"{manifest_path}: network {role!r} must be an object")
+            if role == CLASSIFIER:
+                continue
+            if not re.fullmatch(r"[a-z][a-z0-9_]*", role):
+                raise BundleError(f"{manifest_path}: network role {role!r} must be lower-case letters, digits, _")
+            missing = [key for key in _NETWORK_KEYS if key not in entry]
+            if missing:
+                raise BundleError(f"{manifest_path}: network {role} lacks {', '.join(missing)}")
+            files = entry["files"]
+            if not isinstance(files, dict) or not files:
+                raise BundleError(f"{manifest_path}: network {role} lists no files")
+            shape = entry["input"].get("shape") if isinstance(entry["input"], dict) else None
+            if not isinstance(shape, list) or len(shape) < 2:
+                raise BundleError(f"{manifest_path}: network {role} input section lacks a shape")
+            for runner_role, name in files.items():
+                listed = self.manifest["files"].get(name)
+                want = network_file_role(role, runner_role)
+                if not isinstance(listed, dict) or listed.get("role") != want:
+                    raise BundleError(f"{manifest_path}: network {role}'s {runner_role} file {name!r} is not listed "
+                                      f"in the manifest's files with role {want} (unverified); re-export the bundle")
+        for file_role in (r for r in self.roles() if "." in r):
+            owner = file_role.split(".", 1)[0]
+            if owner not in networks:
+                raise BundleError(f"{manifest_path}: a file has role {file_role} but the bundle has no {owner} "
+                                  "network; re-export the bundle")
 
     def verify(self) -> None:
         """Every file in the bundle is listed and matches its sha256; raise on the first problem.
@@ -211,7 +372,7 @@ class Bundle:
         for name, entry in self.manifest["files"].items():
             member = safe_member(self.root, name)
             pure = PurePosixPath(name)
-            if isinstance(entry, dict) and entry.get("role") == "openvino_xml":
+            if isinstance(entry, dict) and runner_role_of(str(entry.get("role", ""))) == "openvino_xml":
                 implicit[pure.with_suffix(".bin").as_posix()] = f"OpenVINO reads with {name}"
             if pure.suffix == ".onnx" and member.is_file():
                 try:
@@ -487,7 +648,10 @@ def staged_bundle(destination: str | Path, *, overwrite: bool = False) -> Iterat
 
 
 def write_manifest(root: Path, manifest: dict[str, Any]) -> None:
-    """Fill in the files' hashes from disk and write ``manifest.json``."""
+    """Write ``manifest.json`` (the files' entries come hashed: :func:`file_entry`); one without a schema
+    version gets this schema's, and the classifier as its only network when it names none."""
     manifest = dict(manifest)
-    manifest.setdefault("schema_version", BUNDLE_SCHEMA_VERSION)
+    if "schema_version" not in manifest:  # a manifest of this schema: its one network, unless it lists more
+        manifest["schema_version"] = BUNDLE_SCHEMA_VERSION
+        manifest.setdefault("networks", {CLASSIFIER: {"kind": "classifier", "runtimes": []}})
     _write_json_atomic(root / MANIFEST, manifest)

@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int_at_least(1, 4096), default=64,
                         help="largest batch the bundle accepts (default 64)")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle directory")
+    from feredge.preprocess.blazeface import BLAZEFACE_SPECS
+
+    parser.add_argument("--detector-network", default="blazeface", choices=(*BLAZEFACE_SPECS, "none"),
+                        help="BlazeFace variant whose network the bundle carries as its detector network, verified "
+                             "in ONNX Runtime and OpenVINO (default blazeface: short range; none: no detector "
+                             "network). The bundle's default detector is unchanged; --detector picks it at run time")
     int8 = parser.add_argument_group("int8")
     int8.add_argument("--calib", help="calibration data: a dataset (class folders), a folder of face photos, "
                                       "a .npy of prepared faces, or 'reference'")
@@ -71,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
                            min_agreement=args.min_agreement)
     options = ExportOptions(target=args.target, precision=args.precision, output=args.output, model=args.model,
                             checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force, int8=int8,
+                            detector_network=None if args.detector_network == "none" else args.detector_network,
                             tensorrt=TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
                                                       workspace_mb=args.workspace_mb, calib=args.calib))
     from feredge.logs import third_party_output
@@ -90,6 +97,10 @@ def run(args: argparse.Namespace) -> int:
         role = "" if parity.get("gate", True) else "  [information; not the gate]"
         print(f"  parity {parity['runtime']:<22} max|Δlogit| {parity['max_abs']:.2e}  "
               f"top-1 agreement {parity['top1_agreement']:.1%}  on {parity['samples']} {where}{role}")
+    for role, network in result.manifest.get("networks", {}).items():
+        for parity in network.get("parity", ()):
+            print(f"  {role} {parity['runtime']:<20} max|Δraw| {parity['max_abs_raw']:.2e}  max|Δbox| "
+                  f"{parity['max_abs_box_px']:.2e} px  faces {list(parity['faces'])} on {', '.join(parity['photos'])}")
     return 0
 
 

@@ -45,6 +45,9 @@ class ExportTarget:
     int8_kinds: tuple[str, ...] = ("qdq_onnx",)
     #: 7-bit weights by default (feredge.quantize.config): CPUs without VNNI saturate; GPUs never do
     overflow_fix: bool = True
+    #: runner roles the bundle's other networks (the detector) get on this target: the ONNX always,
+    #: plus what its runtime reads natively (feredge.export.detector_network.CONVERTERS)
+    network_roles: tuple[str, ...] = ("onnx",)
 
 
 @dataclass
@@ -59,6 +62,9 @@ class ExportOptions:
     force: bool = False
     int8: Int8Options | None = None  # calibration and PTQ choices for --precision int8
     tensorrt: TrtExportOptions | None = None  # batch profile and workspace for --target trt
+    #: the BlazeFace variant whose network goes into the bundle as its detector network (None: none);
+    #: the bundle's default detector (spec.detector.name) is not changed by it
+    detector_network: str | None = "blazeface"
 
 
 @dataclass
@@ -69,6 +75,8 @@ class ExportContext:
     reference: ReferenceSet
     expected: np.ndarray
     files: dict[str, str] = field(default_factory=dict)  # file name → role
+    file_precisions: dict[str, str] = field(default_factory=dict)  # file name → precision, where not the role's
+    networks: dict[str, dict[str, Any]] = field(default_factory=dict)  # role → the manifest's networks entry
     parity: list[ParityResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
@@ -87,8 +95,10 @@ class ExportContext:
         while self.scratch_dirs:
             shutil.rmtree(self.scratch_dirs.pop(), ignore_errors=True)
 
-    def add_file(self, name: str, role: str) -> None:
+    def add_file(self, name: str, role: str, precision: str | None = None) -> None:
         self.files[name] = role
+        if precision is not None:
+            self.file_precisions[name] = precision
 
     def message(self, text: str) -> None:
         self.messages.append(text)

@@ -23,6 +23,7 @@ from typing import Any
 from feredge import __version__
 from feredge.bundle import (
     BUNDLE_SCHEMA_VERSION,
+    CLASSIFIER,
     Bundle,
     BundleError,
     file_entry,
@@ -33,6 +34,7 @@ from feredge.bundle import (
 from feredge.calibration.reference import reference_faces
 from feredge.errors import FeredgeError
 from feredge.export.context import ExportContext, ExportOptions
+from feredge.export.detector_network import add_detector_network
 from feredge.export.onnx_export import export_onnx, torch_logits
 from feredge.export.source import resolve_source
 from feredge.export.targets import resolve_target
@@ -102,6 +104,9 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
             target.build(ctx)
         finally:
             ctx.remove_scratch()
+        if options.detector_network:
+            step(f"adding the {options.detector_network} detector network")
+            add_detector_network(ctx, options.detector_network)
         manifest = {
             "schema_version": BUNDLE_SCHEMA_VERSION,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -116,8 +121,9 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
             "onnx": {k: v for k, v in onnx_report.to_dict().items() if k != "parity"},
             "parity": {"reference": reference.describe(), "results": [p.to_dict() for p in ctx.parity]},
             "toolchain": toolchain_versions(),
-            "files": {name: file_entry(staging / name, role, precision=file_precision(role, target.name,
-                                                                                      options.precision))
+            "networks": {CLASSIFIER: {"kind": "classifier", "runtimes": []}, **ctx.networks},
+            "files": {name: file_entry(staging / name, role, precision=ctx.file_precisions.get(name) or file_precision(
+                          role, target.name, options.precision))
                       for name, role in ctx.files.items()},
             **ctx.manifest_extra,
         }

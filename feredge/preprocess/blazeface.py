@@ -33,10 +33,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
@@ -45,6 +45,9 @@ from feredge.errors import FeredgeError
 from feredge.preprocess.align import ARCFACE_112
 from feredge.preprocess.boxes import Box
 from feredge.preprocess.spec import DetectorSpec
+
+if TYPE_CHECKING:
+    from feredge.runtimes.base import Runner
 
 #: regressor layout of one anchor: centre x, centre y, width, height, then 6 keypoints (x, y)
 NUM_KEYPOINTS = 6
@@ -123,6 +126,29 @@ class BlazeFaceSpec:
             problems.append(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
         if problems:
             raise FeredgeError(f"invalid BlazeFaceSpec {self.name!r}: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as a bundle's detector network records it."""
+        data = asdict(self)
+        data["anchors"]["strides"] = list(self.anchors.strides)
+        data["tiles"] = list(self.tiles)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BlazeFaceSpec:
+        """The inverse of :meth:`to_dict`; a malformed record is one :class:`FeredgeError`."""
+        try:
+            values = dict(data)
+            anchors = dict(values.pop("anchors"))
+            anchors["strides"] = tuple(int(v) for v in anchors["strides"])
+            values["tiles"] = tuple(int(v) for v in values.get("tiles", ()))
+            return cls(anchors=AnchorSpec(**anchors), **values)
+        except (TypeError, KeyError, ValueError) as exc:
+            raise FeredgeError(f"invalid BlazeFace spec record: {exc}") from None
+
+    def same_network(self, other: BlazeFaceSpec) -> bool:
+        """True when ``other`` runs the same model with the same input and anchors (thresholds and views may differ)."""
+        return (self.model, self.input_size, self.anchors) == (other.model, other.input_size, other.anchors)
 
 
 SHORT_RANGE = BlazeFaceSpec("blazeface", "short_range.onnx", 128, AnchorSpec((8, 16, 16, 16)))
@@ -284,7 +310,7 @@ class BlazeFaceDetector:
 
     def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
                  runtime: str = "onnxruntime", threads: int | None = 1, model_path: Path | None = None,
-                 chunk: int = 16, **runner_options: Any) -> None:
+                 chunk: int = 16, runner: Runner | None = None, **runner_options: Any) -> None:
         from feredge.runtimes.registry import runner_class
 
         self.spec = spec or DetectorSpec(name="blazeface")
@@ -295,10 +321,13 @@ class BlazeFaceDetector:
                 raise FeredgeError(f"no BlazeFace settings named {self.spec.name!r}; known: "
                                    f"{', '.join(sorted(BLAZEFACE_SPECS))}") from None
         self.variant = variant
-        path = model_path or models_dir() / variant.model
-        if not path.is_file():
-            raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
-        self.runner = runner_class(runtime)(path, threads=threads, **runner_options).activate()
+        if runner is None:  # the packaged asset (a bundle's own detector network comes as ``runner``)
+            path = model_path or models_dir() / variant.model
+            if not path.is_file():
+                raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
+            runner = runner_class(runtime)(path, threads=threads, **runner_options)
+        path = runner.model_path
+        self.runner = runner.activate()
         meta = self.runner.input_meta
         want = (3, variant.input_size, variant.input_size)
         if meta is None or tuple(meta.shape[1:]) != want:
@@ -387,3 +416,38 @@ class BlazeFaceDetector:
 def create_blazeface(spec: DetectorSpec) -> BlazeFaceDetector:
     """Registry factory: the BlazeFace variant named by ``spec.name`` on ONNX Runtime."""
     return BlazeFaceDetector(spec)
+
+
+#: the threads a BlazeFace runner gets when the caller names none: the packaged detector's setting
+#: (:func:`create_blazeface`), so a bundle's network and the packaged asset are timed alike
+DEFAULT_THREADS = 1
+
+
+def blazeface_from_network(bundle: Any, network: Any, spec: DetectorSpec, runtime: str,
+                           threads: int | None = None, **runner_options: Any) -> BlazeFaceDetector | None:
+    """The BlazeFace variant ``spec.name`` on ``bundle``'s own detector ``network``, through ``runtime``.
+
+    None when the network is not the model that variant needs (a full-range variant on a bundle
+    that carries the short range): the caller then uses the packaged asset. The variant's settings
+    are the network's recorded ones when ``spec.name`` is the network's own variant, else the
+    registered variant's views and thresholds on the same network (checked: same model, input,
+    anchors). ``runtime`` is used when the network was verified in it, else the first installed
+    runtime it was verified in (a TensorRT or torch classifier beside an ONNX Runtime detector).
+    """
+    from feredge.runtimes.registry import is_available, runner_class
+
+    if spec.name not in BLAZEFACE_SPECS:
+        return None
+    recorded = BlazeFaceSpec.from_dict(network.spec)
+    variant = recorded if spec.name == recorded.name else BLAZEFACE_SPECS[spec.name]
+    if not variant.same_network(recorded):
+        return None
+    if network.runtimes and runtime not in network.runtimes:
+        runtime = next((name for name in network.runtimes if is_available(name)), "")
+        runner_options = {}  # the classifier's device and options are for its runtime
+        if not runtime:
+            return None
+    runner = runner_class(runtime).from_bundle(bundle, network=network.role,
+                                               threads=DEFAULT_THREADS if threads is None else threads,
+                                               **runner_options)
+    return BlazeFaceDetector(spec, variant=variant, runner=runner)

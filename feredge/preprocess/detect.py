@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -85,6 +86,34 @@ DETECTORS: dict[str, Callable[[DetectorSpec], Detector]] = {
 }
 
 
+def _blazeface_network(bundle: Any, network: Any, spec: DetectorSpec, runtime: str, **options: Any) -> Detector | None:
+    from feredge.preprocess.blazeface import blazeface_from_network
+
+    return blazeface_from_network(bundle, network, spec, runtime, **options)
+
+
+#: a bundle network's ``kind`` → how a detector is built on it (None: it cannot serve that detector name)
+NETWORK_DETECTORS: dict[str, Callable[..., Detector | None]] = {
+    "blazeface": _blazeface_network,
+}
+
+
+def detector_for_bundle(bundle: Any, spec: DetectorSpec, runtime: str, **runner_options: Any) -> Detector:
+    """``spec``'s detector on ``bundle``'s own detector network when it has one that serves ``spec.name``
+    (verified and hashed with the bundle, run by ``runtime`` like the classifier), else the packaged one.
+
+    An old bundle (schema 1, no detector network), a bundle whose detector is another model, and
+    detectors that are no network (Haar, ``none``) all get :func:`create_detector`.
+    """
+    network = bundle.networks.get("detector")
+    factory = NETWORK_DETECTORS.get(network.kind) if network is not None else None
+    if factory is not None:
+        detector = factory(bundle, network, spec, runtime, **runner_options)
+        if detector is not None:
+            return detector
+    return create_detector(spec)
+
+
 def create_detector(spec: DetectorSpec) -> Detector:
     try:
         factory = DETECTORS[spec.name]
@@ -93,4 +122,5 @@ def create_detector(spec: DetectorSpec) -> Detector:
     return factory(spec)
 
 
-__all__ = ["DETECTORS", "Box", "Detector", "HaarDetector", "WholeImageDetector", "create_detector"]
+__all__ = ["DETECTORS", "NETWORK_DETECTORS", "Box", "Detector", "HaarDetector", "WholeImageDetector",
+           "create_detector", "detector_for_bundle"]

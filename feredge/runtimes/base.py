@@ -43,7 +43,10 @@ class BundleContract:
 
     root: Path
     input_shape: tuple[int, ...]  # (channels, height, width) from the PreprocessSpec
-    classes: int  # len(labels)
+    classes: int  # len(labels); for a network other than the classifier, its output's last axis
+    network: str = "classifier"
+    #: one sample's output shape (no batch axis) the manifest declares; None: (classes,) — the classifier's logits
+    output_shape: tuple[int, ...] | None = None
 
 
 def check_threads(threads: object) -> int | None:
@@ -113,24 +116,47 @@ class Runner(ABC):
         self._checked: tuple[tuple[int, ...], np.dtype] | None = None  # the last input shape/dtype accepted
 
     @classmethod
-    def from_bundle(cls, bundle: Any, **options: Any) -> Runner:
+    def from_bundle(cls, bundle: Any, network: str = "classifier", **options: Any) -> Runner:
+        """A runner for one network of ``bundle`` (the classifier unless ``network`` names another role,
+        e.g. ``detector``), from the first of :attr:`bundle_roles` the network has a file for."""
+        if network == "classifier":
+            for role in cls.bundle_roles:
+                if bundle.has(role):
+                    options.setdefault("max_batch", bundle.max_batch)
+                    # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle's
+                    # record of the file it loads (an INT8 OpenVINO bundle's model.onnx is the fp32 ONNX)
+                    options.setdefault("precision", bundle.role_precision(role))
+                    runner = cls._from_bundle_file(bundle, role, **options)
+                    runner.contract = BundleContract(Path(bundle.root), tuple(bundle.spec.input_shape),
+                                                     len(bundle.labels))
+                    return runner
+            raise FeredgeError(
+                f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(cls.bundle_roles)})"
+            )
+        net = bundle.network(network)
+        if net.runtimes and cls.name not in net.runtimes:
+            raise FeredgeError(f"{bundle.root}: the {network} network was verified for {', '.join(net.runtimes)}, "
+                               f"not {cls.name}")
         for role in cls.bundle_roles:
-            if bundle.has(role):
-                options.setdefault("max_batch", bundle.max_batch)
-                # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle's
-                # record of the file it loads (an INT8 OpenVINO bundle's model.onnx is the fp32 ONNX)
-                options.setdefault("precision", bundle.role_precision(role))
-                runner = cls._from_bundle_file(bundle, role, **options)
-                runner.contract = BundleContract(Path(bundle.root), tuple(bundle.spec.input_shape),
-                                                 len(bundle.labels))
+            if net.has(role):
+                options.setdefault("max_batch", net.max_batch)
+                options.setdefault("precision", bundle.file_precision_of(net.files[role]))
+                runner = cls._from_network_file(bundle, net, role, **options)
+                out = net.output_shape
+                runner.contract = BundleContract(Path(bundle.root), net.input_shape, out[-1] if out else 0,
+                                                 network=network, output_shape=out)
                 return runner
-        raise FeredgeError(
-            f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(cls.bundle_roles)})"
-        )
+        raise FeredgeError(f"{bundle.root}: the {network} network has no file for runtime {cls.name} "
+                           f"(needs one of: {', '.join(cls.bundle_roles)}; has: {', '.join(sorted(net.files))})")
 
     @classmethod
     def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:
         return cls(bundle.path(role), **options)
+
+    @classmethod
+    def _from_network_file(cls, bundle: Any, network: Any, role: str, **options: Any) -> Runner:
+        """A runner for a network other than the classifier (a plain model file: no weights to rebuild)."""
+        return cls(bundle.network_path(network, role), **options)
 
     def activate(self) -> Runner:
         if not self.is_active:
@@ -158,9 +184,11 @@ class Runner(ABC):
         if contract is None or meta is None:
             return
         expected = (None, *contract.input_shape)
+        what = "the spec's input (channels, height, width)" if contract.network == "classifier" else \
+            f"the {contract.network} network's declared input"
         if len(meta.shape) != len(expected) or any(
                 have is not None and have != want for have, want in zip(meta.shape[1:], expected[1:], strict=True)):
-            raise BundleError(f"{contract.root}: the spec's input (channels, height, width) {contract.input_shape} "
+            raise BundleError(f"{contract.root}: {what} {contract.input_shape} "
                               f"does not match the model's input {_shape(meta.shape)}; the bundle's members "
                               "disagree, re-export it")
         probe = np.zeros((1, *contract.input_shape), dtype=meta.dtype)
@@ -172,6 +200,12 @@ class Runner(ABC):
             reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else exc.__class__.__name__
             raise BundleError(f"{contract.root}: the model cannot run the spec's input {contract.input_shape} "
                               f"({reason}); re-export the bundle") from None
+        if contract.output_shape is not None:
+            if out.shape[1:] != contract.output_shape:
+                raise BundleError(f"{contract.root}: the {contract.network} network's manifest declares output "
+                                  f"{_shape((None, *contract.output_shape))} but the model outputs "
+                                  f"{_shape(out.shape)}; re-export the bundle")
+            return
         if out.ndim != 2 or out.shape != (1, contract.classes):
             width = out.shape[-1] if out.ndim else "no"
             raise BundleError(f"{contract.root}: the manifest lists {contract.classes} labels but the model "

@@ -1,8 +1,10 @@
 """Image → faces → one batch → runner → labels, with per-stage timings.
 
 ``Pipeline.from_bundle(path, runtime="auto")`` is the whole device-side API: it reads the
-bundle's PreprocessSpec and labels (nothing re-typed), builds the spec's detector, and runs all
-faces of a frame through the model as one batch (in chunks of the bundle's max batch).
+bundle's PreprocessSpec and labels (nothing re-typed), builds the spec's detector — on the
+bundle's own detector network, through the classifier's runtime, when the bundle has one for it
+(:func:`feredge.preprocess.detect.detector_for_bundle`) — and runs all faces of a frame through
+the model as one batch (in chunks of the bundle's max batch).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from feredge.bundle import Bundle
 from feredge.mathops import softmax
-from feredge.preprocess.detect import Box, Detector, create_detector
+from feredge.preprocess.detect import Box, Detector, create_detector, detector_for_bundle
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import preprocess_faces
 from feredge.runtimes.base import Runner
@@ -65,7 +67,11 @@ class Pipeline:
         spec = bundle.spec
         if detector is not None:
             spec = spec.replace(detector=replace(spec.detector, name=detector))
-        return cls(runner.activate(), spec, bundle.labels, max_batch=bundle.max_batch)
+        # the bundle's own detector network (verified with it) on the classifier's runtime, when it has one
+        # for this detector; else the packaged detector (old bundles, Haar)
+        device = {"device": runner_options["device"]} if "device" in runner_options else {}
+        faces = detector_for_bundle(bundle, spec.detector, name, threads=threads, **device)
+        return cls(runner.activate(), spec, bundle.labels, detector=faces, max_batch=bundle.max_batch)
 
     def close(self) -> None:
         self.runner.deactivate()

@@ -1,0 +1,189 @@
+"""The face detector as a network of every bundle: copied, converted per target, verified on real photos.
+
+Why in the bundle and not only in the package: a device then runs the detector from the same
+verified, hashed directory as the classifier, on the same runtime (a CPU both in OpenVINO), and a
+bundle records which detector network its numbers were measured with. The bundle's *default*
+detector stays ``spec.detector.name``; ``Pipeline.from_bundle(..., detector="blazeface…")`` picks
+this network up (:func:`feredge.preprocess.detect.detector_for_bundle`).
+
+What goes in: the BlazeFace ONNX of the variant named by ``ExportOptions.detector_network``
+(shipped in ``feredge/assets/blazeface``, converted from MediaPipe's TFLite and checked against it,
+``PROVENANCE.json``), byte for byte; then each runner role the target lists in
+:attr:`~feredge.export.context.ExportTarget.network_roles` beyond ``onnx`` is built by
+:data:`CONVERTERS` (OpenVINO IR for the openvino target). The network stays fp32 on every target.
+
+Verification (:func:`detector_parity`), recorded in the network's ``parity`` and a failure aborts
+the export: every runtime the network is declared for against ONNX Runtime on the bundle's ONNX,
+on real one-face photos (the shipped astronaut, scikit-image's cameraman, matplotlib's Grace Hopper
+when matplotlib is installed): the raw network output of every view, and the decoded faces (same
+count per photo, boxes and keypoints within half a pixel, scores within 1e-3).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+
+from feredge.bundle import Network, network_file_role, sha256_file
+from feredge.errors import FeredgeError
+from feredge.preprocess.blazeface import BLAZEFACE_SPECS, BlazeFaceDetector, models_dir
+from feredge.preprocess.image_io import read_image
+from feredge.runtimes.registry import runner_class
+
+if TYPE_CHECKING:
+    from feredge.export.context import ExportContext
+
+ROLE = "detector"
+#: runtimes a detector network is verified in and declared for (TensorRT: the ONNX passes its static
+#: checks, recorded, but the engine build is the classifier's only so far)
+RUNTIMES = ("onnxruntime", "openvino")
+#: the runtime every other one is compared with, on the bundle's ONNX — the very file PROVENANCE.json
+#: checked against MediaPipe's TFLite interpreter (its sha256 is checked before the copy)
+REFERENCE = "onnxruntime"
+#: raw output: atol relative to the largest |value| (logits reach ~150): 2e-2 per 100
+RAW_ATOL_PER_100 = 2e-2
+BOX_ATOL_PX = 0.5
+SCORE_ATOL = 1e-3
+
+
+def _openvino_ir(onnx_path: Path, staging: Path, stem: str) -> dict[str, str]:
+    from feredge.export.openvino_export import convert_to_openvino
+
+    convert_to_openvino(onnx_path, staging / f"{stem}.xml", compress_to_fp16=False)
+    return {"openvino_xml": f"{stem}.xml", "openvino_bin": f"{stem}.bin"}
+
+
+#: runner role → how it is made from the network's ONNX (returns runner role → file name written)
+CONVERTERS: dict[str, Callable[[Path, Path, str], dict[str, str]]] = {"openvino_xml": _openvino_ir}
+
+
+def photos() -> dict[str, np.ndarray]:
+    """Real one-face photos that ship in packages, BGR: the astronaut, the cameraman, Grace Hopper."""
+    import skimage.data
+
+    from feredge.calibration.reference import demo_image_path
+
+    out = {"astronaut": read_image(demo_image_path()).image,
+           "camera": cv2.cvtColor(skimage.data.camera(), cv2.COLOR_GRAY2BGR)}
+    try:
+        import matplotlib.cbook
+    except ImportError:  # matplotlib is a dev dependency: the parity record names the photos it used
+        return out
+    out["grace_hopper"] = read_image(Path(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False))).image
+    return out
+
+
+@dataclass(frozen=True)
+class DetectorParity:
+    runtime: str  # what ran (with OpenVINO's inference precision)
+    reference: str
+    photos: tuple[str, ...]
+    views: int
+    max_abs_raw: float
+    raw_atol: float
+    faces: tuple[int, ...]  # faces found per photo, by this runtime
+    reference_faces: tuple[int, ...]
+    max_abs_box_px: float
+    max_abs_keypoint_px: float
+    max_abs_score: float
+    passed: bool
+    reason: str = ""
+    gate: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def detector_parity(reference: BlazeFaceDetector, other: BlazeFaceDetector, images: dict[str, np.ndarray],
+                    runtime: str) -> DetectorParity:
+    """``other`` against ``reference`` on ``images``: raw outputs of every view (with 2× tiles), decoded faces."""
+    tiled = BlazeFaceDetector(variant=replace(reference.variant, tiles=(2,)), runner=reference.runner)
+    crops = [c for image in images.values() for c in tiled.views(image)[0]]
+    raw_ref, raw_other = reference.infer(crops), other.infer(crops)
+    max_raw = float(np.abs(raw_ref - raw_other).max())
+    raw_atol = RAW_ATOL_PER_100 * max(1.0, float(np.abs(raw_ref).max()) / 100)
+    frames = list(images.values())
+    ref_faces, other_faces = reference.detect_arrays(frames), other.detect_arrays(frames)
+    box = point = score = 0.0
+    reasons = []
+    if max_raw > raw_atol:
+        reasons.append(f"raw outputs differ by {max_raw:.3g} (atol {raw_atol:.3g})")
+    for name, a, b in zip(images, ref_faces, other_faces, strict=True):
+        if len(a) != len(b):
+            reasons.append(f"{name}: {len(b)} faces, reference {len(a)}")
+            continue
+        if len(a):
+            box = max(box, float(np.abs(a.boxes - b.boxes).max()))
+            point = max(point, float(np.abs(a.keypoints - b.keypoints).max()))
+            score = max(score, float(np.abs(a.scores - b.scores).max()))
+    if box > BOX_ATOL_PX or point > BOX_ATOL_PX:
+        reasons.append(f"boxes/keypoints differ by up to {max(box, point):.3g} px (limit {BOX_ATOL_PX})")
+    if score > SCORE_ATOL:
+        reasons.append(f"scores differ by {score:.3g} (limit {SCORE_ATOL})")
+    return DetectorParity(runtime, REFERENCE, tuple(images), len(crops), max_raw, raw_atol,
+                          tuple(len(f) for f in other_faces), tuple(len(f) for f in ref_faces), box, point, score,
+                          not reasons, "; ".join(reasons))
+
+
+def add_detector_network(ctx: ExportContext, name: str) -> None:
+    """Put BlazeFace variant ``name``'s network into the staged bundle (files, conversions, parity, entry)."""
+    from feredge.export.trt_onnx_check import SOURCE, check_onnx
+
+    try:
+        variant = BLAZEFACE_SPECS[name]
+    except KeyError:
+        raise FeredgeError(f"no BlazeFace detector named {name!r}; known: {', '.join(sorted(BLAZEFACE_SPECS))}") \
+            from None
+    source = models_dir() / variant.model
+    provenance = json.loads((models_dir() / "PROVENANCE.json").read_text(encoding="utf-8"))
+    record = next(m for m in provenance["models"].values() if m["file"] == variant.model)
+    if sha256_file(source) != record["sha256"]:
+        raise FeredgeError(f"{source}: does not match its sha256 in PROVENANCE.json (modified asset?)")
+    stem = f"detector_{Path(variant.model).stem}"
+    files = {"onnx": f"{stem}.onnx"}
+    shutil.copyfile(source, ctx.staging / files["onnx"])
+    target_roles = ctx.target.network_roles if ctx.target is not None else ("onnx",)
+    for role in target_roles:
+        if role != "onnx":
+            files.update(CONVERTERS[role](ctx.staging / files["onnx"], ctx.staging, stem))
+    for role, file in files.items():
+        ctx.add_file(file, network_file_role(ROLE, role), precision="fp32")
+    images = photos()
+    onnx_runner = runner_class(REFERENCE)(ctx.staging / files["onnx"], threads=1)
+    reference = BlazeFaceDetector(variant=variant, runner=onnx_runner)
+    parity = []
+    for runtime in RUNTIMES:
+        if runtime == REFERENCE:
+            continue
+        cls = runner_class(runtime)
+        role = next(r for r in cls.bundle_roles if r in files)
+        runner = cls(ctx.staging / files[role], threads=1, precision="fp32")
+        other = BlazeFaceDetector(variant=variant, runner=runner)
+        ran = runtime if "inference_precision" not in runner.settings else \
+            f"{runtime} ({runner.settings['inference_precision']})"
+        result = detector_parity(reference, other, images, ran)
+        other.runner.deactivate()
+        parity.append({**result.to_dict(), "file": files[role]})
+        if not result.passed:
+            raise FeredgeError(f"detector network parity failed in {ran}: {result.reason}")
+    reference.runner.deactivate()
+    findings = [str(f) for f in check_onnx(ctx.staging / files["onnx"])]
+    anchors = variant.anchors.centres(variant.input_size)
+    network = Network(
+        role=ROLE, kind="blazeface", spec=variant.to_dict(), files=files,
+        input={"name": "input", "shape": [None, 3, variant.input_size, variant.input_size], "dtype": "float32",
+               "layout": "NCHW", "color": "RGB", "scale": "x / 127.5 - 1", "max_batch": None},
+        output={"name": "detections", "shape": [None, len(anchors), 17]},
+        parity=tuple(parity), runtimes=RUNTIMES)
+    ctx.networks[ROLE] = {**network.to_manifest(),
+                          "source": {"asset": f"feredge/assets/blazeface/{variant.model}", "sha256": record["sha256"],
+                                     "converted_from": record["source_file"],
+                                     "check_vs_tflite": record["check_vs_tflite"]},
+                          "tensorrt_onnx_check": {"findings": findings, "rules": SOURCE}}
