@@ -40,11 +40,16 @@ class _State:
 
 @dataclass(frozen=True)
 class FlowStep:
-    """One face carried one frame: its new box, how far it moved (× box size), and whether it is still held."""
+    """One face carried one frame: its new box, how far it moved (× box size), and whether it is still held.
+
+    ``ok`` False: the flow lost it (too few points, or it left the frame); ``visible`` says whether
+    the coasted box is still mostly inside the frame, worth showing until the next detection.
+    """
 
     box: Box
     motion: float
     ok: bool
+    visible: bool = True
 
 
 @dataclass
@@ -54,12 +59,19 @@ class FlowTracker:
     fb_error: float = 1.0  # px: forward–backward disagreement above which a point is dropped
     window: int = 21
     levels: int = 3
+    max_width: int = 640  # flow on frames downscaled to this width: LK cost stays flat on HD video
+    _scale: float = field(default=1.0, repr=False)  # flow pixels per frame pixel
     _prev: np.ndarray | None = field(default=None, repr=False)
     _states: dict[int, _State] = field(default_factory=dict, repr=False)
 
-    @staticmethod
-    def gray(image: np.ndarray) -> np.ndarray:
-        return image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    def gray(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the flow sees it: gray, at most ``max_width`` wide (boxes in and out stay in frame pixels)."""
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        width = gray.shape[1]
+        self._scale = min(1.0, self.max_width / width) if self.max_width else 1.0
+        if self._scale < 1.0:
+            gray = cv2.resize(gray, (self.max_width, round(gray.shape[0] * self._scale)), interpolation=cv2.INTER_AREA)
+        return gray
 
     def _corners(self, gray: np.ndarray, cx: float, cy: float, w: float, h: float) -> np.ndarray:
         height, width = gray.shape
@@ -77,6 +89,7 @@ class FlowTracker:
         """A detection frame: restart each face from its detected box (velocity from the box's move)."""
         states: dict[int, _State] = {}
         for track_id, box in boxes.items():
+            box = box.scaled(self._scale) if self._scale != 1.0 else box
             cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
             points = self._corners(gray, cx, cy, box.w, box.h)
             old = self._states.get(track_id)
@@ -149,7 +162,7 @@ class FlowTracker:
                 if len(fresh) > len(state.points):
                     state.points, state.seeded = fresh, len(fresh)
             motion = float(np.hypot(dx, dy) / max(1.0, min(state.w, state.h)))
-            out[track_id] = FlowStep(box, motion, ok)
+            out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, motion, ok, inside)
         self._states = {i: s for i, s in self._states.items() if out[i].ok}
         return out
 

@@ -1,4 +1,11 @@
-"""The video loop: frames → detect → track → classify (only where needed, async) → smooth → outputs.
+"""The video loop: frames → detect (every k-th frame) or track → classify (only where needed, async) → smooth → outputs.
+
+Detection follows :class:`~feredge.video.schedule.DetectionSchedule`: the detector runs on the
+first frame, then every k-th processed frame with k doubling while every track is confirmed (up to
+``k_max``), and again on the next frame after a new or lost face, a drifted box or fast motion.
+Between detections :class:`~feredge.video.flow.FlowTracker` carries each box (velocity prior,
+optical flow). At a detection, tracks are matched against their *carried* boxes, so the IoU
+tracker compares boxes of the same frame however long the gap was.
 
 Three things overlap: the reader thread decodes frame t+2 into the bounded queue, the main
 thread detects and tracks frame t+1, and the model runs on frame t's faces (OpenVINO async
@@ -27,9 +34,11 @@ from feredge.preprocess.detect import Box
 from feredge.preprocess.transform import preprocess_faces
 from feredge.video.memory import MemoryMonitor
 from feredge.video.outputs import TrackedFace, TrackRow
+from feredge.video.flow import FlowStep, FlowTracker
+from feredge.video.schedule import DetectionSchedule, DetectionScheduler
 from feredge.video.smoothing import EmaSmoother, TrackHistory
 from feredge.video.stream import AsyncClassifier, Frame, FrameQueue, FrameSource, PendingProbabilities, StreamStats
-from feredge.video.tracker import IoUTracker, ReinferPolicy, Track
+from feredge.video.tracker import IoUTracker, ReinferPolicy, Track, iou
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,7 @@ class VideoOptions:
     detect_width: int | None = None  # downscale wider frames for detection only
     memory_every: int = 0  # sample RSS every N processed frames (0: off)
     max_frames: int | None = None  # stop after this many processed frames (cameras, tests)
+    detection: DetectionSchedule = field(default_factory=DetectionSchedule)  # when the detector runs
 
 
 @dataclass
@@ -56,6 +66,8 @@ class VideoStats:
     frames: int = 0  # processed (detected, tracked, output)
     faces: int = 0  # face boxes seen over all processed frames
     inferences: int = 0  # faces actually run through the model
+    detections: int = 0  # detector runs (the rest of the frames were tracked)
+    detect_reasons: dict[str, int] = field(default_factory=dict)  # detector runs by why they ran
     batches: int = 0
     tracks: int = 0
     wall_s: float = 0.0
@@ -81,7 +93,8 @@ class VideoStats:
         s = self.stream
         saving = f" ({1 - self.inferences / self.faces:.0%} saved)" if self.faces else ""
         return (f"{self.source}: {self.frames} frame(s) at {self.fps:.1f} fps, {self.faces} face(s) seen, "
-                f"{self.inferences} inference(s){saving}, {self.tracks} track(s); dropped {s.dropped}, "
+                f"{self.inferences} inference(s){saving}, {self.detections} detection(s), {self.tracks} track(s); "
+                f"dropped {s.dropped}, "
                 f"corrupt {s.corrupt}, missing {s.missing}, skipped {s.skipped}"
                 + ("; interrupted" if self.interrupted else ""))
 
@@ -107,6 +120,8 @@ class VideoProcessor:
         EmaSmoother(o.smoothing)  # validates alpha before any work
         self.tracker = IoUTracker(iou_match=o.iou_match, max_missed=o.max_missed)
         self.policy = ReinferPolicy(box_change=o.box_change, every=o.reinfer_every)
+        self.scheduler = DetectionScheduler(o.detection)
+        self.flow = FlowTracker(min_points=o.detection.min_points)
         self.smoothers: dict[int, EmaSmoother] = {}
         self.histories: dict[int, TrackHistory] = {}
         self.memory = MemoryMonitor(every=o.memory_every)
@@ -147,6 +162,7 @@ class VideoProcessor:
                 self.tracker.flush()
                 self.stats.wall_s = time.perf_counter() - start
                 self.stats.tracks = len(self.histories)
+                self.stats.detect_reasons = dict(self.scheduler.runs)
                 self.stats.memory = self.memory.summary()
         return self.stats
 
@@ -165,9 +181,21 @@ class VideoProcessor:
 
     def _submit(self, frame: Frame, classifier: AsyncClassifier) -> _Pending:
         t = time.perf_counter()
-        boxes = self._detect(frame.image)
-        t = self._timed("detect", t)
-        tracks, finished = self.tracker.update(boxes, frame.index)
+        gray, steps = None, {}
+        if self.options.detection.adaptive:  # every frame through the flow, so each step spans one frame
+            gray = self.flow.gray(frame.image)
+            steps = self.flow.step(gray)
+            t = self._timed("flow", t)
+        if self.scheduler.due():
+            boxes = self._detect(frame.image)
+            self.stats.detections += 1
+            t = self._timed("detect", t)
+            tracks, finished = self._match(boxes, steps, frame.index)
+            if gray is not None:
+                self.flow.seed(gray, {track.id: box for track, box in zip(tracks, boxes, strict=True)})
+        else:
+            tracks, boxes = self._carry(steps, frame.index)
+            finished = []
         inferred = [i for i, track in enumerate(tracks) if self.policy.needs(track, frame.index)]
         for i in inferred:
             tracks[i].inferred_box, tracks[i].inferred_frame = boxes[i], frame.index
@@ -184,6 +212,40 @@ class VideoProcessor:
         self.stats.faces += len(boxes)
         self.stats.inferences += len(inferred)
         return _Pending(frame, boxes, tracks, inferred, probabilities, [t.id for t in finished])
+
+    def _match(self, boxes: list[Box], steps: dict[int, FlowStep], frame: int) -> tuple[list[Track], list[Track]]:
+        """A detection frame: match against the carried boxes, then tell the schedule what changed."""
+        live = {track.id for track in self.tracker.tracks if track.missed == 0}
+        carried: dict[int, Box] = {}
+        for track in self.tracker.tracks:
+            step = steps.get(track.id)
+            if step is not None and step.visible:
+                track.box = carried[track.id] = step.box
+        tracks, finished = self.tracker.update(boxes, frame)
+        matched = {track.id for track in tracks}
+        new = sum(track.first_frame == frame and track.hits == 1 for track in tracks)
+        residual = max((1.0 - iou(carried[track.id], box) for track, box in zip(tracks, boxes, strict=True)
+                        if track.id in carried), default=0.0)
+        self.scheduler.detected(new=new, lost=len(live - matched), residual=residual)
+        return tracks, finished
+
+    def _carry(self, steps: dict[int, FlowStep], frame: int) -> tuple[list[Track], list[Box]]:
+        """A frame without detection: the tracks the flow carried, at their carried boxes."""
+        by_id = {track.id: track for track in self.tracker.tracks}
+        tracks, boxes, lost, motion = [], [], 0, 0.0
+        for track_id, step in steps.items():
+            track = by_id.get(track_id)
+            if track is None:
+                continue
+            lost += not step.ok
+            if not step.visible or step.box.w < 2 or step.box.h < 2:
+                continue
+            track.box, track.last_frame = step.box, frame
+            tracks.append(track)
+            boxes.append(step.box)
+            motion = max(motion, step.motion)
+        self.scheduler.tracked(motion=motion, lost=lost)
+        return tracks, boxes
 
     def _finish(self, item: _Pending, on_frame: OnFrame) -> None:
         t = time.perf_counter()
