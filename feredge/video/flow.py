@@ -144,7 +144,9 @@ class FlowTracker:
                 spread0 = np.linalg.norm(a - a.mean(axis=0), axis=1)
                 spread1 = np.linalg.norm(b - b.mean(axis=0), axis=1)
                 valid = spread0 > 1.0
-                scale = float(np.clip(np.median(spread1[valid] / spread0[valid]), 0.8, 1.25)) if valid.sum() >= 3 else 1.0
+                scale = 1.0
+                if valid.sum() >= 3:
+                    scale = float(np.clip(np.median(spread1[valid] / spread0[valid]), 0.8, 1.25))
             else:  # too few points: coast on the velocity; the schedule detects on the next frame
                 dx, dy, scale = state.vx, state.vy, 1.0
             ocx, ocy = state.cx, state.cy

@@ -4,8 +4,8 @@ Detection follows :class:`~feredge.video.schedule.DetectionSchedule`: the detect
 first frame, then every k-th processed frame with k doubling while every track is confirmed (up to
 ``k_max``), and again on the next frame after a new or lost face, a drifted box or fast motion.
 Between detections :class:`~feredge.video.flow.FlowTracker` carries each box (velocity prior,
-optical flow). At a detection, tracks are matched against their *carried* boxes, so the IoU
-tracker compares boxes of the same frame however long the gap was.
+optical flow); :class:`~feredge.video.schedule.ScheduledTracker` ties detector, flow and the IoU
+tracker together.
 
 Three things overlap: the reader thread decodes frame t+2 into the bounded queue, the main
 thread detects and tracks frame t+1, and the model runs on frame t's faces (OpenVINO async
@@ -34,11 +34,10 @@ from feredge.preprocess.detect import Box
 from feredge.preprocess.transform import preprocess_faces
 from feredge.video.memory import MemoryMonitor
 from feredge.video.outputs import TrackedFace, TrackRow
-from feredge.video.flow import FlowStep, FlowTracker
-from feredge.video.schedule import DetectionSchedule, DetectionScheduler
+from feredge.video.schedule import DetectionSchedule, ScheduledTracker
 from feredge.video.smoothing import EmaSmoother, TrackHistory
 from feredge.video.stream import AsyncClassifier, Frame, FrameQueue, FrameSource, PendingProbabilities, StreamStats
-from feredge.video.tracker import IoUTracker, ReinferPolicy, Track, iou
+from feredge.video.tracker import IoUTracker, ReinferPolicy, Track
 
 
 @dataclass(frozen=True)
@@ -119,9 +118,8 @@ class VideoProcessor:
         o = self.options
         EmaSmoother(o.smoothing)  # validates alpha before any work
         self.tracker = IoUTracker(iou_match=o.iou_match, max_missed=o.max_missed)
+        self.faces = ScheduledTracker(self._detect, o.detection, self.tracker)
         self.policy = ReinferPolicy(box_change=o.box_change, every=o.reinfer_every)
-        self.scheduler = DetectionScheduler(o.detection)
-        self.flow = FlowTracker(min_points=o.detection.min_points)
         self.smoothers: dict[int, EmaSmoother] = {}
         self.histories: dict[int, TrackHistory] = {}
         self.memory = MemoryMonitor(every=o.memory_every)
@@ -162,7 +160,7 @@ class VideoProcessor:
                 self.tracker.flush()
                 self.stats.wall_s = time.perf_counter() - start
                 self.stats.tracks = len(self.histories)
-                self.stats.detect_reasons = dict(self.scheduler.runs)
+                self.stats.detect_reasons = dict(self.faces.scheduler.runs)
                 self.stats.memory = self.memory.summary()
         return self.stats
 
@@ -181,21 +179,14 @@ class VideoProcessor:
 
     def _submit(self, frame: Frame, classifier: AsyncClassifier) -> _Pending:
         t = time.perf_counter()
-        gray, steps = None, {}
-        if self.options.detection.adaptive:  # every frame through the flow, so each step spans one frame
-            gray = self.flow.gray(frame.image)
-            steps = self.flow.step(gray)
-            t = self._timed("flow", t)
-        if self.scheduler.due():
-            boxes = self._detect(frame.image)
-            self.stats.detections += 1
-            t = self._timed("detect", t)
-            tracks, finished = self._match(boxes, steps, frame.index)
-            if gray is not None:
-                self.flow.seed(gray, {track.id: box for track, box in zip(tracks, boxes, strict=True)})
-        else:
-            tracks, boxes = self._carry(steps, frame.index)
-            finished = []
+
+        def timed(stage: str) -> None:
+            nonlocal t
+            t = self._timed(stage, t)
+
+        faces = self.faces.step(frame.image, frame.index, timed)
+        tracks, boxes, finished = faces.tracks, faces.boxes, faces.finished
+        self.stats.detections = self.faces.detections
         inferred = [i for i, track in enumerate(tracks) if self.policy.needs(track, frame.index)]
         for i in inferred:
             tracks[i].inferred_box, tracks[i].inferred_frame = boxes[i], frame.index
@@ -212,40 +203,6 @@ class VideoProcessor:
         self.stats.faces += len(boxes)
         self.stats.inferences += len(inferred)
         return _Pending(frame, boxes, tracks, inferred, probabilities, [t.id for t in finished])
-
-    def _match(self, boxes: list[Box], steps: dict[int, FlowStep], frame: int) -> tuple[list[Track], list[Track]]:
-        """A detection frame: match against the carried boxes, then tell the schedule what changed."""
-        live = {track.id for track in self.tracker.tracks if track.missed == 0}
-        carried: dict[int, Box] = {}
-        for track in self.tracker.tracks:
-            step = steps.get(track.id)
-            if step is not None and step.visible:
-                track.box = carried[track.id] = step.box
-        tracks, finished = self.tracker.update(boxes, frame)
-        matched = {track.id for track in tracks}
-        new = sum(track.first_frame == frame and track.hits == 1 for track in tracks)
-        residual = max((1.0 - iou(carried[track.id], box) for track, box in zip(tracks, boxes, strict=True)
-                        if track.id in carried), default=0.0)
-        self.scheduler.detected(new=new, lost=len(live - matched), residual=residual)
-        return tracks, finished
-
-    def _carry(self, steps: dict[int, FlowStep], frame: int) -> tuple[list[Track], list[Box]]:
-        """A frame without detection: the tracks the flow carried, at their carried boxes."""
-        by_id = {track.id: track for track in self.tracker.tracks}
-        tracks, boxes, lost, motion = [], [], 0, 0.0
-        for track_id, step in steps.items():
-            track = by_id.get(track_id)
-            if track is None:
-                continue
-            lost += not step.ok
-            if not step.visible or step.box.w < 2 or step.box.h < 2:
-                continue
-            track.box, track.last_frame = step.box, frame
-            tracks.append(track)
-            boxes.append(step.box)
-            motion = max(motion, step.motion)
-        self.scheduler.tracked(motion=motion, lost=lost)
-        return tracks, boxes
 
     def _finish(self, item: _Pending, on_frame: OnFrame) -> None:
         t = time.perf_counter()

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from feredge.data.synth.config import SynthConfig
 from feredge.data.synth.background import draw_background
+from feredge.data.synth.config import SynthConfig
 from feredge.data.synth.video import FaceTruth
 from feredge.errors import FeredgeError
 
@@ -113,7 +113,8 @@ class PastedFaceVideo:
             side = self._sprite(i)[0].shape[0]
             # the face box centre, not the crop centre, follows the path
             scale = side / CROP[2]
-            fx, fy = (FACE_BOX[0] - CROP[0] + FACE_BOX[2] / 2) * scale, (FACE_BOX[1] - CROP[1] + FACE_BOX[3] / 2) * scale
+            fx = (FACE_BOX[0] - CROP[0] + FACE_BOX[2] / 2) * scale
+            fy = (FACE_BOX[1] - CROP[1] + FACE_BOX[3] / 2) * scale
             if face.mirror:
                 fx = side - fx
             out.append((i, round(cx - fx), round(cy - fy), face))
