@@ -4,8 +4,13 @@ Writes benchmarks/video_detection.{json,md}. For each video with per-frame truth
 detector, the detect/track stage of ``feredge infer`` (:class:`feredge.video.schedule.ScheduledTracker`,
 exactly what :class:`~feredge.video.processor.VideoProcessor` runs) is driven frame by frame with
 the every-frame schedule (k=1, the behaviour before adaptive detection) and with adaptive ones.
-A face counts as found when an output box overlaps its truth box with IoU ≥ 0.5 (one-to-one,
-greedy by IoU); every other output box is a false positive.
+Two ways to count a face as found (one-to-one, greedy, every other output box a false positive):
+
+* ``iou``: an output box overlaps its truth box with IoU ≥ 0.5 — the strict, usual criterion,
+  right for ``pasted_real`` whose truth is a face box;
+* ``centre``: the output box's centre lies inside the truth box and its area is ¼–2× the truth's —
+  convention-free, needed for ``synthetic_3face`` whose truth is the whole drawn sprite (face plus
+  margin): MTCNN's tight 68×96 box on a 120×120 sprite has IoU 0.45 while sitting on the face.
 
 Videos (rendered in memory, each frame JPEG-encoded at quality 85 and decoded, as an MJPG file
 would be, so the numbers do not depend on the video codecs of the OpenCV build):
@@ -64,6 +69,7 @@ class Clip:
     frames: list[np.ndarray]
     truth: list[list[Box]]
     description: str
+    criterion: str  # the key of CRITERIA the report leads with
 
 
 def _jpeg(image: np.ndarray) -> np.ndarray:
@@ -78,39 +84,59 @@ def make_clips(frames: int) -> list[Clip]:
     return [
         Clip("synthetic_3face", [_jpeg(synth.frame(i)) for i in range(frames)],
              [[Box(*t.box) for t in synth.truth(i)] for i in range(frames)],
-             "3 cartoon faces, 120 px, 640x360, drifting (feredge.data.synth.video)"),
+             "3 cartoon faces, 120 px, 640x360, drifting (feredge.data.synth.video)", "centre"),
         Clip("pasted_real", [_jpeg(pasted.frame(i)) for i in range(frames)],
              [[Box(*t.box) for t in pasted.truth(i)] for i in range(frames)],
              "the astronaut's face at 4 sizes, moving, a jump at frame 200, a face in at 150 and out at 260 "
-             "(feredge.data.synth.pasted)"),
+             "(feredge.data.synth.pasted)", "iou"),
     ]
 
 
-def match(truth: list[Box], found: list[Box]) -> tuple[int, int, list[float]]:
-    """(faces found, false positives, IoU of each found face), one-to-one greedy by IoU."""
-    scores = iou_matrix(truth, found)
+def centre_scores(truth: list[Box], found: list[Box]) -> np.ndarray:
+    """1 - (centre distance / truth size) where the centre is inside the truth box and areas are ¼–2×, else 0."""
+    out = np.zeros((len(truth), len(found)))
+    for i, t in enumerate(truth):
+        for j, f in enumerate(found):
+            cx, cy = f.x + f.w / 2, f.y + f.h / 2
+            ratio = (f.w * f.h) / max(1, t.w * t.h)
+            if t.x <= cx <= t.x + t.w and t.y <= cy <= t.y + t.h and 0.25 <= ratio <= 2.0:
+                out[i, j] = max(1e-3, 1.0 - np.hypot(cx - t.x - t.w / 2, cy - t.y - t.h / 2) / max(t.w, t.h))
+    return out
+
+
+CRITERIA: dict[str, tuple[Callable[[list[Box], list[Box]], np.ndarray], float]] = {
+    "iou": (iou_matrix, IOU_FOUND),
+    "centre": (centre_scores, 1e-3),
+}
+
+
+def match(truth: list[Box], found: list[Box], criterion: str = "iou") -> tuple[int, int, list[float]]:
+    """(faces found, false positives, IoU of each found face), one-to-one greedy by the criterion's score."""
+    score_fn, threshold = CRITERIA[criterion]
+    scores = score_fn(truth, found)
+    overlaps = iou_matrix(truth, found)
     hits: list[float] = []
     used_t: set[int] = set()
     used_f: set[int] = set()
     if scores.size:
         for flat in np.argsort(-scores, axis=None, kind="stable"):
             i, j = divmod(int(flat), len(found))
-            if scores[i, j] < IOU_FOUND:
+            if scores[i, j] < threshold:
                 break
             if i in used_t or j in used_f:
                 continue
             used_t.add(i)
             used_f.add(j)
-            hits.append(float(scores[i, j]))
+            hits.append(float(overlaps[i, j]))
     return len(hits), len(found) - len(used_f), hits
 
 
 def run(clip: Clip, detect: Callable[[np.ndarray], list[Box]], schedule: DetectionSchedule) -> dict[str, Any]:
     stage_ms: dict[str, float] = {"flow": 0.0, "detect": 0.0}
     tracker = ScheduledTracker(detect, schedule)
-    faces = found = false_pos = full_frames = truth_frames = 0
+    counts = {c: {"found": 0, "false_positives": 0, "frames_with_every_face": 0, "missed": []} for c in CRITERIA}
+    faces = truth_frames = 0
     ious: list[float] = []
-    missed_frames: list[int] = []
     start = time.perf_counter()
     for index, (image, truth) in enumerate(zip(clip.frames, clip.truth, strict=True)):
         mark = time.perf_counter()
@@ -122,21 +148,27 @@ def run(clip: Clip, detect: Callable[[np.ndarray], list[Box]], schedule: Detecti
             mark = now
 
         result = tracker.step(image, index, timed)
-        hit, fp, hit_ious = match(truth, result.boxes)
-        faces, found, false_pos = faces + len(truth), found + hit, false_pos + fp
-        ious.extend(hit_ious)
-        if truth:
-            truth_frames += 1
-            full_frames += hit == len(truth)
+        faces += len(truth)
+        truth_frames += bool(truth)
+        for criterion, c in counts.items():
+            hit, fp, hit_ious = match(truth, result.boxes, criterion)
+            c["found"] += hit
+            c["false_positives"] += fp
+            c["frames_with_every_face"] += bool(truth) and hit == len(truth)
             if hit < len(truth):
-                missed_frames.append(index)
+                c["missed"].append(index)
+            if criterion == "iou":
+                ious.extend(hit_ious)
     wall = (time.perf_counter() - start) * 1000.0
     n = len(clip.frames)
+    by_criterion = {criterion: {
+        "found": c["found"], "recall": round(c["found"] / faces, 4) if faces else 1.0,
+        "false_positives": c["false_positives"], "false_positives_per_frame": round(c["false_positives"] / n, 4),
+        "frames_with_every_face": c["frames_with_every_face"], "frames_missing_a_face": _ranges(c["missed"]),
+    } for criterion, c in counts.items()}
     return {
-        "frames": n, "faces": faces, "found": found, "recall": round(found / faces, 4) if faces else 1.0,
-        "false_positives": false_pos, "false_positives_per_frame": round(false_pos / n, 4),
-        "frames_with_every_face": full_frames, "frames_with_faces": truth_frames,
-        "frames_missing_a_face": _ranges(missed_frames),
+        "frames": n, "faces": faces, "frames_with_faces": truth_frames, "criterion": clip.criterion,
+        **by_criterion[clip.criterion], "by_criterion": by_criterion,
         "mean_iou_found": round(float(np.mean(ious)), 3) if ious else 0.0,
         "detector_runs": tracker.detections, "detector_runs_by_reason": dict(tracker.scheduler.runs),
         "ms_per_frame": round(wall / n, 2), "detect_ms_per_frame": round(stage_ms["detect"] / n, 2),
@@ -164,9 +196,12 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         f"{report['machine']['cpus']} CPUs, load average at start {report['machine']['load_avg_at_start']}). "
         "Raw figures: [`video_detection.json`](video_detection.json).",
         "",
-        "A truth face is *found* when an output box of the detect/track stage of `feredge infer` "
-        f"(`ScheduledTracker`) overlaps it with IoU ≥ {IOU_FOUND} (one-to-one); any other output box is a "
-        "false positive. **Recall, false positives and detector runs are deterministic; the ms columns are "
+        "A truth face is *found* (one-to-one) by an output box of the detect/track stage of `feredge infer` "
+        f"(`ScheduledTracker`): on `pasted_real` (truth = the face box) when IoU ≥ {IOU_FOUND}; on "
+        "`synthetic_3face` (truth = the whole 120 px sprite, face plus margin) when the box's centre is inside "
+        "the sprite and its area ¼–2× the sprite's (MTCNN's tight box on a sprite has IoU 0.45); the JSON has "
+        "both criteria for both videos. Any other output box is a false positive. "
+        "**Recall, false positives and detector runs are deterministic; the ms columns are "
         "provisional** (wall time on a shared machine: other sessions were running).",
         "",
         "Schedules: `k=1` runs the detector on every frame (as before this change); `adaptive` runs it on the "
@@ -178,7 +213,8 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "",
     ]
     for clip in report["clips"]:
-        lines += [f"## {clip['name']}: {clip['description']}", "",
+        criterion = clip["runs"][0]["result"]["criterion"] if clip["runs"] else "iou"
+        lines += [f"## {clip['name']}: {clip['description']}", "", f"Found by: `{criterion}`.", "",
                   "| detector | schedule | recall | frames with every face | false pos. / frame | detector runs "
                   "| mean IoU | frames missing a face | ms/frame* | detect ms/frame* | flow ms/frame* |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
