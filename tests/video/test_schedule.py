@@ -99,7 +99,7 @@ def test_a_jump_and_a_new_face_drop_k_to_one():
 ], ids=["synthetic", "pasted_real"])
 def test_tracked_boxes_follow_moving_faces_between_detections(video):
     frames = 120 if isinstance(video, SyntheticVideo) else 150
-    tracker, detector, outputs = _drive(video, frames, DetectionSchedule(k_max=15))
+    _, detector, outputs = _drive(video, frames, DetectionSchedule(k_max=15))
     assert len(detector.ran_on) < frames / 4
     worst = 1.0
     for index, out in enumerate(outputs):
