@@ -74,6 +74,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--iou", type=unit_interval, default=0.3, help="tracker: minimum IoU to continue a track (0.3)")
     video.add_argument("--max-missed", type=nonnegative_int, default=10,
                        help="tracker: frames a track survives undetected (default 10)")
+    video.add_argument("--detect-gap", type=positive_int, default=8, metavar="K",
+                       help="adaptive detection: run the detector at most every K frames while faces are tracked "
+                            "steadily (k doubles up to K, back to 1 on a new, lost or fast face); 1 = every frame "
+                            "(default 8)")
+    video.add_argument("--detect-motion", type=positive_float, default=0.2, metavar="M",
+                       help="… and detect on the next frame when a face moves more than M × its box size per frame "
+                            "(default 0.2)")
     video.add_argument("--detect-width", type=positive_int, metavar="W",
                        help="downscale frames wider than W for detection")
     video.add_argument("--queue", type=positive_int, default=8, help="bounded frame queue length (default 8)")
@@ -177,8 +184,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _video_options(args: argparse.Namespace) -> Any:
     from feredge.video.processor import VideoOptions
+    from feredge.video.schedule import DetectionSchedule
 
     return VideoOptions(
+        detection=DetectionSchedule(k_max=args.detect_gap, motion=args.detect_motion),
         every=args.every, max_fps=args.max_fps, smoothing=args.smoothing,
         reinfer_every=1 if args.no_skip else args.reinfer_every, box_change=args.box_change, iou_match=args.iou,
         max_missed=args.max_missed, queue_size=args.queue, realtime=True if args.realtime else None,

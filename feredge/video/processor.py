@@ -1,4 +1,11 @@
-"""The video loop: frames → detect → track → classify (only where needed, async) → smooth → outputs.
+"""The video loop: frames → detect (every k-th frame) or track → classify (only where needed, async) → smooth → outputs.
+
+Detection follows :class:`~feredge.video.schedule.DetectionSchedule`: the detector runs on the
+first frame, then every k-th processed frame with k doubling while every track is confirmed (up to
+``k_max``), and again on the next frame after a new or lost face, a drifted box or fast motion.
+Between detections :class:`~feredge.video.flow.FlowTracker` carries each box (velocity prior,
+optical flow); :class:`~feredge.video.schedule.ScheduledTracker` ties detector, flow and the IoU
+tracker together.
 
 Three things overlap: the reader thread decodes frame t+2 into the bounded queue, the main
 thread detects and tracks frame t+1, and the model runs on frame t's faces (OpenVINO async
@@ -27,6 +34,7 @@ from feredge.preprocess.detect import Box
 from feredge.preprocess.transform import preprocess_faces
 from feredge.video.memory import MemoryMonitor
 from feredge.video.outputs import TrackedFace, TrackRow
+from feredge.video.schedule import DetectionSchedule, ScheduledTracker
 from feredge.video.smoothing import EmaSmoother, TrackHistory
 from feredge.video.stream import AsyncClassifier, Frame, FrameQueue, FrameSource, PendingProbabilities, StreamStats
 from feredge.video.tracker import IoUTracker, ReinferPolicy, Track
@@ -48,6 +56,7 @@ class VideoOptions:
     detect_width: int | None = None  # downscale wider frames for detection only
     memory_every: int = 0  # sample RSS every N processed frames (0: off)
     max_frames: int | None = None  # stop after this many processed frames (cameras, tests)
+    detection: DetectionSchedule = field(default_factory=DetectionSchedule)  # when the detector runs
 
 
 @dataclass
@@ -56,6 +65,8 @@ class VideoStats:
     frames: int = 0  # processed (detected, tracked, output)
     faces: int = 0  # face boxes seen over all processed frames
     inferences: int = 0  # faces actually run through the model
+    detections: int = 0  # detector runs (the rest of the frames were tracked)
+    detect_reasons: dict[str, int] = field(default_factory=dict)  # detector runs by why they ran
     batches: int = 0
     tracks: int = 0
     wall_s: float = 0.0
@@ -81,7 +92,8 @@ class VideoStats:
         s = self.stream
         saving = f" ({1 - self.inferences / self.faces:.0%} saved)" if self.faces else ""
         return (f"{self.source}: {self.frames} frame(s) at {self.fps:.1f} fps, {self.faces} face(s) seen, "
-                f"{self.inferences} inference(s){saving}, {self.tracks} track(s); dropped {s.dropped}, "
+                f"{self.inferences} inference(s){saving}, {self.detections} detection(s), {self.tracks} track(s); "
+                f"dropped {s.dropped}, "
                 f"corrupt {s.corrupt}, missing {s.missing}, skipped {s.skipped}"
                 + ("; interrupted" if self.interrupted else ""))
 
@@ -106,6 +118,7 @@ class VideoProcessor:
         o = self.options
         EmaSmoother(o.smoothing)  # validates alpha before any work
         self.tracker = IoUTracker(iou_match=o.iou_match, max_missed=o.max_missed)
+        self.faces = ScheduledTracker(self._detect, o.detection, self.tracker)
         self.policy = ReinferPolicy(box_change=o.box_change, every=o.reinfer_every)
         self.smoothers: dict[int, EmaSmoother] = {}
         self.histories: dict[int, TrackHistory] = {}
@@ -147,6 +160,7 @@ class VideoProcessor:
                 self.tracker.flush()
                 self.stats.wall_s = time.perf_counter() - start
                 self.stats.tracks = len(self.histories)
+                self.stats.detect_reasons = dict(self.faces.scheduler.runs)
                 self.stats.memory = self.memory.summary()
         return self.stats
 
@@ -165,9 +179,14 @@ class VideoProcessor:
 
     def _submit(self, frame: Frame, classifier: AsyncClassifier) -> _Pending:
         t = time.perf_counter()
-        boxes = self._detect(frame.image)
-        t = self._timed("detect", t)
-        tracks, finished = self.tracker.update(boxes, frame.index)
+
+        def timed(stage: str) -> None:
+            nonlocal t
+            t = self._timed(stage, t)
+
+        faces = self.faces.step(frame.image, frame.index, timed)
+        tracks, boxes, finished = faces.tracks, faces.boxes, faces.finished
+        self.stats.detections = self.faces.detections
         inferred = [i for i, track in enumerate(tracks) if self.policy.needs(track, frame.index)]
         for i in inferred:
             tracks[i].inferred_box, tracks[i].inferred_frame = boxes[i], frame.index

@@ -1,0 +1,178 @@
+"""Carrying face boxes between detections: a constant-velocity prior refined by sparse optical flow.
+
+Why this tracker: it must cost a small fraction of a detection and stay on the face for the
+``k_max`` frames between detections. Per face, corners inside the box (``goodFeaturesToTrack`` on
+the inner 80 %, so background at the box edge contributes little) are followed with pyramidal
+Lucas–Kanade (``calcOpticalFlowPyrLK``), all faces in one call. The box's own velocity (from the
+last frames) seeds the search (``OPTFLOW_USE_INITIAL_FLOW``), which keeps fast, steady motion
+inside the search window. A forward–backward check (track back to the previous frame, keep points
+that return within ``fb_error`` px) drops points on occluders, the background and the frame edge.
+The box then moves by the median point displacement and scales by the median change of point
+distances to their centroid — both robust to a few bad points. A face whose points fall below
+``min_points``, or whose box leaves the frame, is *lost*: the schedule detects on the next frame.
+
+Memory is constant: the previous gray frame and ≤ ``max_points`` points per face.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from feredge.preprocess.boxes import Box
+
+
+@dataclass
+class _State:
+    cx: float
+    cy: float
+    w: float
+    h: float
+    points: np.ndarray  # (n, 2) float32, positions in the previous frame
+    seeded: int  # points at the last seeding
+    vx: float = 0.0  # px per processed frame
+    vy: float = 0.0
+    landmarks: np.ndarray | None = None  # (5, 2) float64, moved with the box
+    score: float = 1.0  # the detection's score, carried
+
+
+@dataclass(frozen=True)
+class FlowStep:
+    """One face carried one frame: its new box, how far it moved (× box size), and whether it is still held.
+
+    ``ok`` False: the flow lost it (too few points, or it left the frame); ``visible`` says whether
+    the coasted box is still mostly inside the frame, worth showing until the next detection.
+    """
+
+    box: Box
+    motion: float
+    ok: bool
+    visible: bool = True
+
+
+@dataclass
+class FlowTracker:
+    min_points: int = 5
+    max_points: int = 40
+    fb_error: float = 1.0  # px: forward–backward disagreement above which a point is dropped
+    window: int = 21
+    levels: int = 3
+    max_width: int = 640  # flow on frames downscaled to this width: LK cost stays flat on HD video
+    _scale: float = field(default=1.0, repr=False)  # flow pixels per frame pixel
+    _prev: np.ndarray | None = field(default=None, repr=False)
+    _states: dict[int, _State] = field(default_factory=dict, repr=False)
+
+    def gray(self, image: np.ndarray) -> np.ndarray:
+        """The frame as the flow sees it: gray, at most ``max_width`` wide (boxes in and out stay in frame pixels)."""
+        gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        width = gray.shape[1]
+        self._scale = min(1.0, self.max_width / width) if self.max_width else 1.0
+        if self._scale < 1.0:
+            gray = cv2.resize(gray, (self.max_width, round(gray.shape[0] * self._scale)), interpolation=cv2.INTER_AREA)
+        return gray
+
+    def _corners(self, gray: np.ndarray, cx: float, cy: float, w: float, h: float) -> np.ndarray:
+        height, width = gray.shape
+        x0, x1 = int(max(0, cx - 0.4 * w)), int(min(width, cx + 0.4 * w))
+        y0, y1 = int(max(0, cy - 0.4 * h)), int(min(height, cy + 0.4 * h))
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return np.empty((0, 2), np.float32)
+        found = cv2.goodFeaturesToTrack(gray[y0:y1, x0:x1], self.max_points, 0.01,
+                                        max(2.0, min(w, h) / 12.0), blockSize=5)
+        if found is None:
+            return np.empty((0, 2), np.float32)
+        return (found.reshape(-1, 2) + np.float32([x0, y0])).astype(np.float32)
+
+    def seed(self, gray: np.ndarray, boxes: dict[int, Box]) -> None:
+        """A detection frame: restart each face from its detected box (velocity from the box's move)."""
+        states: dict[int, _State] = {}
+        for track_id, box in boxes.items():
+            box = box.scaled(self._scale) if self._scale != 1.0 else box
+            cx, cy = box.x + box.w / 2.0, box.y + box.h / 2.0
+            points = self._corners(gray, cx, cy, box.w, box.h)
+            old = self._states.get(track_id)
+            vx, vy = (old.vx, old.vy) if old is not None else (0.0, 0.0)
+            landmarks = None if box.landmarks is None else np.asarray(box.landmarks, np.float64)
+            states[track_id] = _State(cx, cy, float(box.w), float(box.h), points, len(points), vx, vy, landmarks,
+                                       box.score)
+        self._states = states
+        self._prev = gray
+
+    def reset(self) -> None:
+        self._prev, self._states = None, {}
+
+    @property
+    def ids(self) -> list[int]:
+        return list(self._states)
+
+    def step(self, gray: np.ndarray) -> dict[int, FlowStep]:
+        """Carry every held face to ``gray`` (the next processed frame); lost faces are dropped after this."""
+        prev, self._prev = self._prev, gray
+        if prev is None or not self._states:
+            return {}
+        ids = list(self._states)
+        counts = [len(self._states[i].points) for i in ids]
+        out: dict[int, FlowStep] = {}
+        if sum(counts):
+            p0 = np.concatenate([self._states[i].points for i in ids]).reshape(-1, 1, 2)
+            guess = np.concatenate([self._states[i].points + np.float32([self._states[i].vx, self._states[i].vy])
+                                    for i in ids]).reshape(-1, 1, 2)
+            criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
+            size = (self.window, self.window)
+            p1, st1, _ = cv2.calcOpticalFlowPyrLK(prev, gray, p0, guess.copy(), winSize=size, maxLevel=self.levels,
+                                                  criteria=criteria, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+            back, st2, _ = cv2.calcOpticalFlowPyrLK(gray, prev, p1, p0.copy(), winSize=size, maxLevel=self.levels,
+                                                    criteria=criteria, flags=cv2.OPTFLOW_USE_INITIAL_FLOW)
+            good = ((st1.ravel() == 1) & (st2.ravel() == 1)
+                    & (np.linalg.norm((back - p0).reshape(-1, 2), axis=1) < self.fb_error))
+            p0, p1 = p0.reshape(-1, 2), p1.reshape(-1, 2)
+        else:
+            good = np.zeros(0, bool)
+            p0 = p1 = np.empty((0, 2), np.float32)
+        start = 0
+        height, width = gray.shape
+        for track_id, count in zip(ids, counts, strict=True):
+            state = self._states[track_id]
+            keep = good[start:start + count]
+            a, b = p0[start:start + count][keep], p1[start:start + count][keep]
+            start += count
+            ok = len(a) >= self.min_points
+            if ok:
+                dx, dy = (float(v) for v in np.median(b - a, axis=0))
+                spread0 = np.linalg.norm(a - a.mean(axis=0), axis=1)
+                spread1 = np.linalg.norm(b - b.mean(axis=0), axis=1)
+                valid = spread0 > 1.0
+                scale = 1.0
+                if valid.sum() >= 3:
+                    scale = float(np.clip(np.median(spread1[valid] / spread0[valid]), 0.8, 1.25))
+            else:  # too few points: coast on the velocity; the schedule detects on the next frame
+                dx, dy, scale = state.vx, state.vy, 1.0
+            ocx, ocy = state.cx, state.cy
+            state.cx, state.cy = ocx + dx, ocy + dy
+            state.w, state.h = state.w * scale, state.h * scale
+            state.vx, state.vy = dx, dy
+            if state.landmarks is not None:
+                state.landmarks = (state.landmarks - [ocx, ocy]) * scale + [state.cx, state.cy]
+            box = self._box(state, width, height)
+            inside = box.w * box.h >= 0.5 * state.w * state.h
+            ok = ok and inside
+            state.points = b.astype(np.float32)
+            if ok and len(state.points) < max(self.min_points * 2, state.seeded // 2):  # thinning: re-seed
+                fresh = self._corners(gray, state.cx, state.cy, state.w, state.h)
+                if len(fresh) > len(state.points):
+                    state.points, state.seeded = fresh, len(fresh)
+            motion = float(np.hypot(dx, dy) / max(1.0, min(state.w, state.h)))
+            out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, motion, ok, inside)
+        self._states = {i: s for i, s in self._states.items() if out[i].ok}
+        return out
+
+    @staticmethod
+    def _box(state: _State, width: int, height: int) -> Box:
+        x0, y0 = max(0.0, state.cx - state.w / 2.0), max(0.0, state.cy - state.h / 2.0)
+        x1, y1 = min(float(width), state.cx + state.w / 2.0), min(float(height), state.cy + state.h / 2.0)
+        landmarks = None
+        if state.landmarks is not None:
+            landmarks = tuple((float(x), float(y)) for x, y in state.landmarks)
+        return Box(round(x0), round(y0), max(0, round(x1 - x0)), max(0, round(y1 - y0)), state.score, landmarks)
