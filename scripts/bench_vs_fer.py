@@ -14,11 +14,12 @@ Inputs, made here (``--work``):
 
 * **photo**: the shipped ``astronaut.jpg`` (``feredge.calibration.reference.demo_image_path()``), 512×512;
 * **frame**: frame 0 of the video below as a JPEG (q 95), 640×360, 3 faces;
-* **video**: ``--frames`` frames (300 by default), 640×360, MJPG, 25 fps: three *real* faces — scikit-image's
-  ``astronaut`` and ``camera`` and matplotlib's ``grace_hopper.jpg``, the portraits of
-  ``benchmarks/detectors.md``, each a square photo patch of 1.6× its hand-annotated face box resized to
-  150 px (faces ~80–95 px wide, above fer's 50 px minimum) — drifting inside their own column on a grey
-  ramp, with the motion of :class:`feredge.data.synth.video.SyntheticVideo` (only its sprites are replaced).
+* **video**: ``--frames`` frames (300 by default), 640×360, MJPG, 25 fps: three *real* frontal faces —
+  scikit-image's ``astronaut``, matplotlib's ``grace_hopper.jpg`` (portraits of ``benchmarks/detectors.md``)
+  and the astronaut mirrored at 0.8× brightness, each a square photo patch of 1.6× its hand-annotated face
+  box resized to 150 px (faces ~75–90 px wide, above fer's 50 px minimum) — drifting inside their own
+  column on a grey ramp, with the motion of :class:`feredge.data.synth.video.SyntheticVideo` (only its
+  sprites are replaced).
   The truth face box of every frame is known, so recall is counted, not guessed.
 
 What is timed (each measurement its own process, so neither side pays for the other's imports; the sides
@@ -79,6 +80,10 @@ SIDES = ("fer", "feredge")
 IOU_MATCH = 0.3  # as benchmarks/detectors.md: accepts Haar's loose square boxes, rejects a box beside the face
 PATCH_CONTEXT = 1.6
 SPRITE = 150
+#: the video's faces: (portrait of scripts/bench_detectors.py, mirrored, gain). Frontal faces only, so that
+#: both Haar detectors can find every one: the third portrait there, scikit-image's `camera`, is a profile
+#: that neither finds (the smoke run showed 2 of 3 faces on every frame for both).
+VIDEO_FACES = (("astronaut", False, 1.0), ("grace_hopper", False, 1.0), ("astronaut", True, 0.8))
 
 
 # --------------------------------------------------------------------------------------------- workers
@@ -96,7 +101,7 @@ def _fer_worker(case: str, source: str, iterations: int, warmup: int, outdir: st
     t1 = time.perf_counter()
     detector = FER(mtcnn=False)
     t2 = time.perf_counter()
-    versions = {"fer": fer.__version__, "tensorflow": tf.__version__, "opencv": cv2.__version__}
+    versions = {"fer": fer.__version__, "tensorflow": tf.__version__, "opencv (fer venv)": cv2.__version__}
     from importlib.metadata import PackageNotFoundError, version
 
     with contextlib.suppress(PackageNotFoundError):
@@ -144,6 +149,10 @@ def _fer_worker(case: str, source: str, iterations: int, warmup: int, outdir: st
             return result
 
         detector.detect_emotions = counted  # only to see the boxes per frame (Video drops empty frames)
+        # analyze() calls cv2.waitKey(1) on every frame even with display=False (and destroyAllWindows on
+        # exit); headless OpenCV raises "not implemented" there. A GUI build returns -1 after <= 1 ms.
+        cv2.waitKey = lambda delay=0: -1
+        cv2.destroyAllWindows = lambda: None
         video = Video(source, outdir=outdir)
         start = time.perf_counter()
         video.analyze(detector, display=False, save_frames=False, save_video=False, annotate_frames=False,
@@ -243,6 +252,12 @@ def ensure_venv(path: Path, fer_version: str, tf_version: str, log: Any) -> Path
     return python
 
 
+def venv_packages(python: Path) -> list[str]:
+    """``name==version`` of everything in the fer venv, for the report."""
+    result = _run([str(python), "-m", "pip", "list", "--format=freeze", "--disable-pip-version-check"])
+    return sorted(line for line in result.stdout.splitlines() if "==" in line)
+
+
 # ------------------------------------------------------------------------------------------------ inputs
 
 
@@ -256,15 +271,21 @@ class Inputs:
 
 
 def _portrait_sprites() -> tuple[list[Any], list[tuple[int, int, int, int]]]:
-    """The three portraits as SPRITE² patches and their face boxes inside the patch."""
+    """VIDEO_FACES as SPRITE² patches and their face boxes inside the patch."""
     import cv2
+    import numpy as np
 
     sys.path.insert(0, str(ROOT / "scripts"))
     from bench_detectors import PORTRAIT_BOXES, portraits
 
+    images = portraits()
     sprites, boxes = [], []
-    for name, image in portraits().items():
+    for name, mirrored, gain in VIDEO_FACES:
+        image = images[name]
         fx, fy, fw, fh = PORTRAIT_BOXES[name]
+        if mirrored:
+            image = np.ascontiguousarray(image[:, ::-1])
+            fx = image.shape[1] - fx - fw
         side = round(PATCH_CONTEXT * max(fw, fh))
         cx, cy = fx + fw / 2, fy + fh / 2
         x0, y0 = round(cx - side / 2), round(cy - side / 2)
@@ -272,7 +293,8 @@ def _portrait_sprites() -> tuple[list[Any], list[tuple[int, int, int, int]]]:
         padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
         patch = padded[y0 + pad:y0 + pad + side, x0 + pad:x0 + pad + side]
         scale = SPRITE / side
-        sprites.append(cv2.resize(patch, (SPRITE, SPRITE), interpolation=cv2.INTER_AREA))
+        sprite = cv2.resize(patch, (SPRITE, SPRITE), interpolation=cv2.INTER_AREA)
+        sprites.append(sprite if gain == 1.0 else cv2.convertScaleAbs(sprite, alpha=gain))
         boxes.append((round((fx - x0) * scale), round((fy - y0) * scale), round(fw * scale), round(fh * scale)))
     return sprites, boxes
 
@@ -321,10 +343,11 @@ def make_inputs(work: Path, frames: int) -> Inputs:
     described = {
         "photo": f"{photo.name} as shipped (512×512, one face)",
         "frame": "frame 0 of the video, JPEG q95, 640×360, 3 real faces",
-        "video": (f"{frames} frames, 640×360, MJPG 25 fps; 3 real faces (scikit-image astronaut and camera, "
-                  f"matplotlib grace_hopper; square patches of {PATCH_CONTEXT}× the hand-annotated face box, "
-                  f"{SPRITE} px, faces {', '.join(str(b[2]) for b in face_boxes)} px wide) drifting with "
-                  "SyntheticVideo's motion on a grey ramp"),
+        "video": (f"{frames} frames, 640×360, MJPG 25 fps; 3 real faces (scikit-image astronaut, matplotlib "
+                  "grace_hopper, the astronaut mirrored at 0.8× brightness; square photo patches of "
+                  f"{PATCH_CONTEXT}× the hand-annotated face box, {SPRITE} px, faces "
+                  f"{', '.join(str(b[2]) for b in face_boxes)} px wide) drifting with SyntheticVideo's motion "
+                  "on a grey ramp"),
     }
     return Inputs(photo, frame, path, truth, described)
 
@@ -602,7 +625,7 @@ def main() -> None:
         "machine": machine, "versions": versions, "feredge_settings": feredge_settings,
         "settings": {"trials": args.trials, "frames": args.frames, "iterations": args.iterations,
                      "warmup": args.warmup, "order": "fer then feredge, per case, per trial", "iou": IOU_MATCH,
-                     "fer_env": FER_ENV, "fer_venv": str(args.venv)},
+                     "fer_env": FER_ENV, "fer_venv": str(args.venv), "fer_venv_packages": venv_packages(fer_python)},
         "inputs": inputs.described,
         "calls": [
             "photo/frame, fer: `FER(mtcnn=False).detect_emotions(path)` (decodes the path itself)",
