@@ -291,7 +291,7 @@ def _output(report: dict[str, Any], args: argparse.Namespace) -> None:
     for case in report.get("pipeline", []):
         stages = "  ".join(f"{k} {v:.3g}" for k, v in case["stage_ms"].items())
         print(f"pipeline {case['source']} ({case['faces_placed']} faces, found {case['faces_detected_mean']:.3g}): "
-              f"{case['total_ms']:.3g} ms/frame = {stages}")
+              f"{case['total_ms']:.3g} ms/frame = {stages}; end to end {case.get('e2e_fps', 0.0):.3g} frames/s")
     from feredge.bench.regression import GateResult
 
     for gate in report.get("gates", []):

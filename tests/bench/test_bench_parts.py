@@ -76,7 +76,7 @@ def test_report_renders_markdown_json_and_plots(tmp_path):
            "threads": 2, "batch": 1, "p50_ms": 1.0, "p90_ms": 1.2, "p99_ms": 1.5, "mean_ms": 1.1, "min_ms": 0.9,
            "max_ms": 2.0, "throughput_fps": 1000.0, "size_bytes": 2048, "peak_rss_mb": 100.0, "model_rss_mb": 20.0}
     case = {"source": "astronaut.jpg", "kind": "image", "faces_placed": 1, "faces_detected_mean": 1.0, "frames": 3,
-            "stage_ms": dict.fromkeys(STAGES, 0.5), "total_ms": 3.0, "fps": 333.0}
+            "stage_ms": dict.fromkeys(STAGES, 0.5), "total_ms": 3.0, "fps": 333.0, "e2e_fps": 287.5}
     report = {"title": "t", "command": "feredge bench", "machine": {"cpu": "x"}, "results": [row],
               "models": [{"model": "m", "model_name": "m", "input_shape": [1, 8, 8], "macs": 10, "params": 5,
                           "skipped": [{"model": "m", "precision": "int8", "runtime": "openvino", "reason": "no"}]}],
@@ -84,9 +84,42 @@ def test_report_renders_markdown_json_and_plots(tmp_path):
     written = render(report, tmp_path, "r")
     text = written["md"].read_text()
     assert "## Model-only latency" in text and "## Pipeline" in text and "int8 openvino: no" in text
+    assert "| end-to-end frames/s |" in text and "| 333 | 288 |" in text  # median-frame rate, then end to end
     assert json.loads(written["json"].read_text())["results"][0]["p50_ms"] == 1.0
     for name in ("r_latency.png", "r_stages.png"):
         assert (tmp_path / name).stat().st_size > 1000
+
+
+class _StallingStages:
+    """Stands in for StagedRunner: reports 1 ms of detect per frame but really takes ~15 ms (untimed
+    overhead, as a stall or a slow loop would), so only a wall-clock rate sees the difference."""
+
+    def __init__(self) -> None:
+        self.pipeline = type("P", (), {"runner": type("R", (), {"name": "fake", "settings": {}})()})()
+
+    def process(self, image: np.ndarray, timings: dict[str, float]) -> int:
+        import time
+
+        time.sleep(0.015)
+        timings.update(detect=1.0)
+        return 1
+
+
+def test_pipeline_cases_report_end_to_end_frames_per_second(tmp_path):
+    import cv2
+
+    from feredge.bench.pipeline_bench import bench_image, bench_video, write_video
+
+    image = tmp_path / "f.jpg"
+    assert cv2.imwrite(str(image), compose_frame(1))
+    still = bench_image(_StallingStages(), image, iterations=6, warmup=1)
+    video = bench_video(_StallingStages(), write_video(tmp_path / "v.avi", 1, frames=6), warmup=1)
+    for case in (still, video):
+        assert case.frames == (6 if case is still else 5)
+        assert case.fps > 100  # the stage sum misses the stall ...
+        assert 20 < case.e2e_fps < 1000 / 15  # ... the end-to-end rate does not
+        assert case.e2e_fps == pytest.approx(case.frames / case.wall_s)
+        assert case.to_dict()["e2e_fps"] == case.e2e_fps
 
 
 @pytest.mark.slow
