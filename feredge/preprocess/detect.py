@@ -41,14 +41,20 @@ class HaarDetector:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         gray = image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        short = min(gray.shape[:2])
+        limit = self.spec.detect_short_side
+        scale = limit / short if limit and short > limit else 1.0
+        if scale != 1.0:
+            gray = cv2.resize(gray, (round(gray.shape[1] * scale), round(gray.shape[0] * scale)),
+                              interpolation=cv2.INTER_AREA)
         gray = cv2.equalizeHist(gray)
-        found = self.cascade.detectMultiScale(
-            gray,
-            scaleFactor=self.spec.scale_factor,
-            minNeighbors=self.spec.min_neighbors,
-            minSize=(self.spec.min_size, self.spec.min_size),
-        )
-        boxes = [Box(int(x), int(y), int(w), int(h)) for x, y, w, h in found]
+        # the minimum face in detection pixels: the spec's pixels (of the original frame) or its fraction
+        smallest = max(self.spec.min_size * scale, self.spec.min_face_fraction * min(gray.shape[:2]))
+        side = round(smallest)  # below the cascade window (24 px) OpenCV searches from the window
+        found = self.cascade.detectMultiScale(gray, scaleFactor=self.spec.scale_factor,
+                                              minNeighbors=self.spec.min_neighbors, minSize=(side, side))
+        boxes = [Box(round(x / scale), round(y / scale), round(w / scale), round(h / scale))
+                 for x, y, w, h in found]
         return sorted(boxes, key=lambda b: b.w * b.h, reverse=True)
 
 

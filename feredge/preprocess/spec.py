@@ -27,14 +27,24 @@ class DetectorSpec:
     """Which face detector finds the crops, and its settings.
 
     ``name`` is a key of :data:`feredge.preprocess.detect.DETECTORS`; ``none`` means the image is
-    already a face crop. The Haar defaults are OpenCV's usual ones with a minimum face of 24 px,
-    small enough for faces in surveillance-sized frames.
+    already a face crop. The Haar defaults are OpenCV's usual ones with a minimum face of 24 px or
+    1/12 of the frame's short side, whichever is larger, searched on the frame scaled to a short
+    side of at most 480 px. Why: the cascade scans every scale from the minimum face up, so a
+    fixed 24 px on a large frame spends most of its time on faces too small to classify (the
+    shipped photo: 80 ms at 24 px, see ``benchmarks/detectors.md``); ``min_face_fraction=0`` and
+    ``detect_short_side=0`` restore the old full-frame search.
     """
 
     name: str = "haar"
     scale_factor: float = 1.1
     min_neighbors: int = 5
     min_size: int = 24
+    #: Haar: the smallest face searched for is also this fraction of the frame's short side (a face
+    #: of 1/12 of a 640×360 frame is 30 px; smaller faces carry little expression at a 64-px input)
+    min_face_fraction: float = 1 / 12
+    #: Haar: detect on the frame scaled down so its short side is at most this (0: never), boxes
+    #: scaled back — the cascade's cost grows with the pixels it scans, not with the faces
+    detect_short_side: int = 480
 
 
 @dataclass(frozen=True)
