@@ -14,7 +14,7 @@ with nncf in the ``int8`` extra, matplotlib and scikit-image with ``dev``/``trai
   (28–50, 56–110, 120–220 px wide), rotated by −30…30°, under a per-face
   gain and a per-scene lighting (normal, dark, bright gamma, low contrast); the truth box is the
   pasted face box, same size, around the rotated face centre;
-* **synthetic**: frames of :class:`feredge.video.synthetic.SyntheticVideo` (the project's drawn faces;
+* **synthetic**: frames of :class:`feredge.data.synth.video.SyntheticVideo` (the project's drawn faces;
   truth = the sprite box, which frames the drawn face with background around it);
 * **negatives**: every background photo alone, at 1280×720 (any detection is a false positive).
 
@@ -228,7 +228,7 @@ def composites(per_background: int = 3, faces: int = 6, seed: int = 0) -> list[S
 
 
 def synthetic(frames: Sequence[int] = (0, 40, 80, 120, 160)) -> list[Sample]:
-    from feredge.video.synthetic import SyntheticVideo, VideoSpec
+    from feredge.data.synth.video import SyntheticVideo, VideoSpec
 
     out = []
     for spec in (VideoSpec(), VideoSpec(width=1280, height=720, faces=6, face_size=96, seed=1)):
