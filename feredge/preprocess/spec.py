@@ -30,9 +30,10 @@ class DetectorSpec:
     already a face crop. The Haar defaults are OpenCV's usual ones with a minimum face of 24 px or
     1/12 of the frame's short side, whichever is larger, searched on the frame scaled to a short
     side of at most 720 px. Why: the cascade scans every scale from the minimum face up, so a
-    fixed 24 px on a large frame spends most of its time on faces too small to classify (the
-    shipped photo 1.8× faster, a 1080p frame 5.8×, alternating on a loaded machine; on our real-face set recall 0.415 → 0.324,
-    all of it faces under 1/12 of the frame, false faces 34 → 14: ``benchmarks/detectors.md``); ``min_face_fraction=0`` and
+    fixed 24 px on a large frame spends most of its time on faces too small to classify. The
+    shipped photo runs 1.8× faster, a 1080p frame 5.8× (alternating, loaded machine); on our
+    real-face set recall goes 0.415 → 0.324, all of it faces under 1/12 of the frame, and false
+    faces 34 → 14 (``benchmarks/detectors.md``). ``min_face_fraction=0`` and
     ``detect_short_side=0`` restore the old full-frame search.
     """
 
