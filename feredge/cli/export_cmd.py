@@ -9,9 +9,10 @@ from pathlib import Path
 from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
 
 NAME = "export"
-HELP = "export a model to a verified ONNX / OpenVINO / TensorRT-ready bundle"
+HELP = "export a model to a verified ONNX / OpenVINO / TensorRT-ready / DeepStream bundle"
 EXAMPLE = ("feredge export --target openvino --precision fp32 --output bundles/default\n"
-           "  feredge export --target openvino --precision int8 --calib photos/ --output bundles/int8")
+           "  feredge export --target openvino --precision int8 --calib photos/ --output bundles/int8\n"
+           "  feredge export --target deepstream --precision fp16 --streams 4 --output bundles/ds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,11 +61,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     trt.add_argument("--opt-batch", type=positive_int, help="TensorRT profile: faces per frame to tune for (default 4)")
     trt.add_argument("--workspace-mb", type=int_at_least(16), default=1024,
                      help="TensorRT builder workspace (default 1024)")
+    ds = parser.add_argument_group("deepstream target")
+    ds.add_argument("--streams", type=int_at_least(1, 256), default=1,
+                    help="deepstream-app sources and nvstreammux/primary batch size (default 1)")
+    ds.add_argument("--uri", action="append", default=[], metavar="URI",
+                    help="a source URI (file://, rtsp://): once for every stream, or once per stream "
+                         "(default: DeepStream's sample_720p.mp4)")
     add_verbose_flag(parser)
     add_json_flag(parser, "the manifest")
 
 
 def run(args: argparse.Namespace) -> int:
+    from feredge.export.deepstream_options import DeepStreamOptions
     from feredge.export.exporter import ExportOptions, export
     from feredge.export.tensorrt.options import TrtExportOptions
     from feredge.quantize.options import Int8Options
@@ -79,7 +87,8 @@ def run(args: argparse.Namespace) -> int:
                             checkpoint=args.checkpoint, max_batch=args.max_batch, force=args.force, int8=int8,
                             detector_network=None if args.detector_network == "none" else args.detector_network,
                             tensorrt=TrtExportOptions(min_batch=args.min_batch, opt_batch=args.opt_batch,
-                                                      workspace_mb=args.workspace_mb, calib=args.calib))
+                                                      workspace_mb=args.workspace_mb, calib=args.calib),
+                            deepstream=DeepStreamOptions(streams=args.streams, uris=tuple(args.uri)))
     from feredge.logs import third_party_output
 
     with third_party_output(args.verbose):

@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # types only: the CLI reads the target table without torch (f
     import numpy as np
 
     from feredge.calibration.reference import ReferenceSet
+    from feredge.export.deepstream_options import DeepStreamOptions
     from feredge.export.source import ModelSource
     from feredge.export.tensorrt.options import TrtExportOptions
     from feredge.parity import ParityResult
@@ -62,6 +63,7 @@ class ExportOptions:
     force: bool = False
     int8: Int8Options | None = None  # calibration and PTQ choices for --precision int8
     tensorrt: TrtExportOptions | None = None  # batch profile and workspace for --target trt
+    deepstream: DeepStreamOptions | None = None  # streams and URIs for --target deepstream
     #: the BlazeFace variant whose network goes into the bundle as its detector network (None: none);
     #: the bundle's default detector (spec.detector.name) is not changed by it
     detector_network: str | None = "blazeface"

@@ -55,6 +55,13 @@ def _build_openvino(ctx: ExportContext) -> None:
     ctx.record_parity(openvino_parity(xml, ctx.reference.batch, ctx.expected, ctx.options.precision))
 
 
+def _build_deepstream(ctx: ExportContext) -> None:
+    # the tensorrt target's ONNX and checks, then nvinfer + deepstream-app configs in deepstream/, checked
+    from feredge.export.deepstream import build_deepstream
+
+    build_deepstream(ctx)
+
+
 def _build_tensorrt(ctx: ExportContext) -> None:
     # TensorRT-ready ONNX per precision, static + numerical checks, build plan; engine where TensorRT runs
     from feredge.export.tensorrt.export_target import build_tensorrt
@@ -73,6 +80,10 @@ TARGETS: dict[str, ExportTarget] = {
                      network_roles=("onnx", "openvino_xml")),
         ExportTarget("tensorrt", ("trt", "engine"), ("fp32", "fp16", "int8"),
                      "TensorRT-ready ONNX; engine built where TensorRT runs", _build_tensorrt,
+                     auto_ptq="modelopt", overflow_fix=False),
+        ExportTarget("deepstream", ("ds", "nvinfer"), ("fp32", "fp16", "int8"),
+                     "TensorRT-ready ONNX + nvinfer configs (BlazeFace primary, classifier secondary) and a "
+                     "deepstream-app config for N streams, checked statically", _build_deepstream,
                      auto_ptq="modelopt", overflow_fix=False),
     )
 }
