@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 def run_rank(config: TrainConfig, as_json: bool) -> int:
     """Train as the rank torchrun's environment names; the exit status."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
     from feredge.cli.train_cmd import report
     from feredge.train.distributed import DistContext, report_failure, silence_other_ranks
     from feredge.train.trainer import Trainer
@@ -36,6 +38,8 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
         if ctx.is_main:
             report(result, config.out, as_json)
         return 0
+    except SignalException as exc:  # the agent stopping this rank (another failed, or the run was interrupted)
+        return 128 + int(exc.sigval)
     except (Exception, KeyboardInterrupt) as exc:  # every failure becomes this rank's one line
         return report_failure(ctx, exc)
     finally:

@@ -43,6 +43,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -88,7 +89,10 @@ class DistContext:
             return None
         rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
         if torch.cuda.is_available():
-            return cls(rank, world, local_rank, "nccl", torch.device("cuda", local_rank % torch.cuda.device_count()))
+            if local_rank >= torch.cuda.device_count():
+                raise FeredgeError(f"rank {rank} needs GPU {local_rank} but this machine has "
+                                   f"{torch.cuda.device_count()}; use --nproc {torch.cuda.device_count()}")
+            return cls(rank, world, local_rank, "nccl", torch.device("cuda", local_rank))
         return cls(rank, world, local_rank, "gloo", torch.device("cpu"))
 
     def init(self) -> None:
@@ -284,9 +288,13 @@ def _failure_message(errors: Path, nproc: int, exitcodes: dict[int, int]) -> str
 
 def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, threads: int | None = None) -> None:
     """Run ``nproc`` training workers on this machine and wait; a FeredgeError when any fails."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise FeredgeError(f"--nproc {nproc} needs one GPU per process (NCCL); this machine has "
+                           f"{torch.cuda.device_count()}")
     folder = Path(tempfile.mkdtemp(prefix="feredge-dist-"))
     keep = False
     config_path = folder / "config.json"
@@ -303,9 +311,11 @@ def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, th
     os.environ.update(_worker_env(nproc, threads))
     os.environ[ERRORS_ENV] = str(errors)
     # torchrun's agent logs every start, stop and failure with its own tables; the workers report instead
-    agent_log = logging.getLogger("torch.distributed.elastic")
-    level = agent_log.level
-    agent_log.setLevel(logging.CRITICAL)
+    agent_logs = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)
+                  if name.startswith("torch.distributed")]
+    levels = [log.level for log in agent_logs]
+    for log in agent_logs:
+        log.setLevel(logging.CRITICAL)
     try:
         elastic_launch(launch_config, sys.executable)(*args)
     except ChildFailedError as exc:
@@ -313,8 +323,14 @@ def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, th
         message = _failure_message(errors, nproc, codes)
         keep = any(errors.glob("*.traceback"))
         raise FeredgeError(message) from None
+    except SignalException as exc:  # the agent has stopped the workers; no orphan is left
+        if exc.sigval == signal.SIGINT:
+            raise KeyboardInterrupt from None
+        raise FeredgeError(f"stopped by {signal.Signals(exc.sigval).name}; the run directory keeps the last "
+                           "finished epoch (--resume continues it)") from None
     finally:
-        agent_log.setLevel(level)
+        for log, level in zip(agent_logs, levels, strict=True):
+            log.setLevel(level)
         os.environ.clear()
         os.environ.update(saved)
         if not keep:
