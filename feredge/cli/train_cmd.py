@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,11 +16,10 @@ from feredge.cli.args import (
     positive_float,
     positive_int,
 )
-from feredge.cli.common import add_json_flag, print_json
-from feredge.fileio import write_text_atomic
+from feredge.cli.common import add_json_flag
 
 if TYPE_CHECKING:
-    from feredge.train.trainer import TrainConfig, TrainResult
+    from feredge.train.trainer import TrainConfig
 
 NAME = "train"
 HELP = "train a registered model on a FER dataset (checkpoints: safetensors + JSON sidecar)"
@@ -85,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         launch(config.to_json(), args.nproc, as_json=args.json, threads=args.threads)
         return 0
     log = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    from feredge.cli.train_worker import report
+
     report(Trainer(config, log=log).run(), args.out, args.json)
     return 0
 
@@ -101,14 +101,3 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         balanced=args.balanced, class_weighted=args.class_weighted, seed=args.seed, threads=args.threads,
         max_minutes=args.max_minutes, resume=args.resume,
     )
-
-
-def report(result: TrainResult, out: Path, as_json: bool) -> None:
-    """``history.json`` in the run directory and the closing line (or the JSON) on stdout."""
-    write_text_atomic(out / "history.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    if as_json:
-        print_json(result.to_dict())
-    else:
-        best = max(h.val["accuracy"] for h in result.history)
-        print(f"done in {result.minutes:.1f} min; best val accuracy {best:.2%}; checkpoints {result.best}, "
-              f"{result.last}")

@@ -13,15 +13,28 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from feredge.cli.common import print_json
+from feredge.fileio import write_text_atomic
+
 if TYPE_CHECKING:
-    from feredge.train.trainer import TrainConfig
+    from feredge.train.trainer import TrainConfig, TrainResult
+
+
+def report(result: TrainResult, out: Path, as_json: bool) -> None:
+    """``history.json`` in the run directory and the closing line (or the JSON) on stdout."""
+    write_text_atomic(out / "history.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        best = max(h.val["accuracy"] for h in result.history)
+        print(f"done in {result.minutes:.1f} min; best val accuracy {best:.2%}; checkpoints {result.best}, "
+              f"{result.last}")
 
 
 def run_rank(config: TrainConfig, as_json: bool) -> int:
     """Train as the rank torchrun's environment names; the exit status."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
 
-    from feredge.cli.train_cmd import report
     from feredge.train.distributed import DistContext, report_failure, silence_other_ranks
     from feredge.train.trainer import Trainer
 
