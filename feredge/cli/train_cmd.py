@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from feredge.cli.args import (
     float_in,
@@ -16,8 +16,10 @@ from feredge.cli.args import (
     positive_float,
     positive_int,
 )
-from feredge.cli.common import add_json_flag, print_json
-from feredge.fileio import write_text_atomic
+from feredge.cli.common import add_json_flag
+
+if TYPE_CHECKING:
+    from feredge.train.trainer import TrainConfig
 
 NAME = "train"
 HELP = "train a registered model on a FER dataset (checkpoints: safetensors + JSON sidecar)"
@@ -59,13 +61,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=positive_float,
                         help="stop after this many minutes (after the current batch)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--nproc", type=positive_int, default=1,
+                        help="data-parallel processes on this machine (torchrun + DDP: one GPU each with NCCL, "
+                             "else gloo on CPU); --batch-size is per process; rank 0 alone writes (default 1)")
     add_json_flag(parser, "the training history")
 
 
 def run(args: argparse.Namespace) -> int:
-    from feredge.train.trainer import TrainConfig, Trainer
+    import os
 
-    config = TrainConfig(
+    from feredge.train.trainer import Trainer
+
+    config = _config(args)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun by hand: be one of its ranks
+        from feredge.cli.train_worker import run_rank
+
+        return run_rank(config, args.json)
+    if args.nproc > 1:
+        from feredge.train.distributed import launch
+
+        launch(config.to_json(), args.nproc, as_json=args.json, threads=args.threads)
+        return 0
+    log = (lambda text: print(text, file=sys.stderr)) if args.json else print
+    from feredge.cli.train_worker import report
+
+    report(Trainer(config, log=log).run(), args.out, args.json)
+    return 0
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    from feredge.train.trainer import TrainConfig
+
+    return TrainConfig(
         model=args.model, data=args.data, format=args.format, out=args.out, epochs=args.epochs,
         batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr, weight_decay=args.weight_decay,
         schedule=args.schedule, step_size=args.step_size, gamma=args.gamma, warmup_epochs=args.warmup_epochs,
@@ -74,13 +101,3 @@ def run(args: argparse.Namespace) -> int:
         balanced=args.balanced, class_weighted=args.class_weighted, seed=args.seed, threads=args.threads,
         max_minutes=args.max_minutes, resume=args.resume,
     )
-    log = (lambda text: print(text, file=sys.stderr)) if args.json else print
-    result = Trainer(config, log=log).run()
-    write_text_atomic(args.out / "history.json", json.dumps(result.to_dict(), indent=2) + "\n")
-    if args.json:
-        print_json(result.to_dict())
-    else:
-        best = max(h.val["accuracy"] for h in result.history)
-        print(f"done in {result.minutes:.1f} min; best val accuracy {best:.2%}; checkpoints {result.best}, "
-              f"{result.last}")
-    return 0

@@ -102,6 +102,8 @@ class CenterObjective(Objective):
         logits = self.classifier(feats)
         self._last = feats.detach()
         centre = self._centres(batch.soft.shape[1], feats.shape[1])
+        if centre.centers.device != feats.device:  # made (or restored) on the CPU, training on a GPU
+            centre.to(feats.device)
         loss = F.cross_entropy(logits, batch.y, weight=self.params.class_weights)
         return loss + self.params.center_weight * centre(feats, batch.y), logits
 

@@ -8,7 +8,9 @@ validation accuracy (or by the caller's ``score``, e.g. QAT's agreement with the
 copied to ``best.*``. With ``baseline_epoch`` the starting model is evaluated as epoch 0 and
 competes for ``best`` (fine-tuning never hands back a model worse than where it started). An
 interrupted run loses at most the epoch in progress; the files of the last finished epoch are
-never half-written.
+never half-written. With a :class:`~feredge.train.distributed.DistContext` (``feredge train --nproc
+N``) the same loop runs data-parallel under DDP; feredge/train/distributed.py says what changes
+(validation on rank 0 alone, rank 0 alone writes).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler, WeightedRandomSampler
 
 from feredge.checkpoint import CheckpointMeta, load_checkpoint, save_checkpoint
 from feredge.data.augment import AugmentConfig, Augmenter, balanced_sample_weights, class_loss_weights
@@ -36,6 +38,7 @@ from feredge.fileio import atomic_path
 from feredge.metrics import ClassificationReport, classification_report
 from feredge.preprocess.spec import PreprocessSpec
 from feredge.preprocess.transform import normalise
+from feredge.train.distributed import DistContext
 from feredge.train.objectives import DEFAULT_OBJECTIVE, Batch, ObjectiveParams, create_objective
 
 
@@ -78,6 +81,16 @@ class TrainConfig:
         data = asdict(self)
         data["params"] = {k: v for k, v in data["params"].items() if k != "class_weights"}
         return json.loads(json.dumps(data, default=str))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TrainConfig:
+        """The inverse of :meth:`to_json` (how ``--nproc`` hands its workers the run)."""
+        values = dict(data)
+        for name in ("data", "out", "teacher"):
+            if values.get(name) is not None:
+                values[name] = Path(values[name])
+        values["params"] = ObjectiveParams(**values.get("params", {}))
+        return cls(**values)
 
 
 class _CropDataset(Dataset):
@@ -129,6 +142,9 @@ class _Run:
     start_epoch: int = 0
     best_score: float = -math.inf
     history: list[EpochRecord] = field(default_factory=list)
+    #: one training step's ``(loss, logits)``: the objective itself, or its DDP-wrapped ObjectiveStep
+    step: Callable[[Batch], tuple[torch.Tensor, torch.Tensor]] | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 @dataclass
@@ -208,10 +224,11 @@ def _optimizer(config: TrainConfig, params: list[nn.Parameter]) -> torch.optim.O
 
 def _predict(model: nn.Module, crops: CropSet, spec: PreprocessSpec, batch: int = 256) -> np.ndarray:
     model.eval()
+    device = next(model.parameters()).device
     outputs = []
     with torch.inference_mode():
         for i in range(0, len(crops), batch):
-            outputs.append(model(torch.from_numpy(normalise(crops.crops[i : i + batch], spec))))
+            outputs.append(model(torch.from_numpy(normalise(crops.crops[i : i + batch], spec)).to(device)).cpu())
     return torch.cat(outputs).float().numpy()
 
 
@@ -230,13 +247,17 @@ def teacher_distributions(teacher: Path, dataset_split: Any, temperature: float,
 class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
                  model: nn.Module | None = None, extra_meta: dict[str, Any] | None = None,
-                 score: Callable[[nn.Module], float] | None = None) -> None:
+                 score: Callable[[nn.Module], float] | None = None, dist: DistContext | None = None) -> None:
         """``model``: start from this module instead of a fresh registry build (fine-tuning, QAT);
         ``extra_meta``: merged into every checkpoint sidecar's ``extra`` (e.g. ``{"qat": {...}}``);
         ``score``: picks ``best`` (higher wins; called with the model in eval mode) instead of
-        validation accuracy."""
+        validation accuracy; ``dist``: this process is one rank of a data-parallel run (its process
+        group already initialised): ranks other than 0 neither log nor show progress."""
         self.config, self.log, self.progress = config, log, progress
         self.initial_model, self.extra_meta, self.score = model, dict(extra_meta or {}), score
+        self.dist = dist
+        if dist is not None and not dist.is_main:
+            self.log, self.progress = (lambda _: None), False
 
     def run(self) -> TrainResult:
         cfg = self.config
@@ -260,6 +281,10 @@ class Trainer:
                 break
         if not run.history:
             raise FeredgeError(f"{run.run_dir}: nothing to train (already at epoch {run.start_epoch} of {cfg.epochs})")
+        if self.dist is not None:
+            from feredge.train.distributed import check_ranks_agree
+
+            check_ranks_agree(run.model, self.dist)
         return TrainResult(run.run_dir, run.run_dir / "best.safetensors", run.run_dir / "last.safetensors",
                            run.history, (time.monotonic() - started) / 60, stopped_early)
 
@@ -284,16 +309,32 @@ class Trainer:
         model = self.initial_model or _initial_model(cfg, entry)
         if cfg.dropout is not None:
             _set_dropout(model, cfg.dropout)
+        device = self.dist.device if self.dist is not None else torch.device("cpu")
+        if self.dist is not None:
+            model.to(device)
+            if params.class_weights is not None:
+                params.class_weights = params.class_weights.to(device)
         objective = create_objective(loss_name, model, params)
         data, generator, loader = self._loader(train, spec, len(entry.labels), objective.needs_erasing)
         optimizer = _optimizer(cfg, [p for p in model.parameters() if p.requires_grad])
         run = _Run(cfg.out, entry.labels, spec, loss_name, train, val, model, objective, optimizer, data, generator,
                    loader, CheckpointMeta(model=cfg.model, model_kwargs=dict(cfg.model_kwargs), spec=spec,
-                                          labels=entry.labels, data_fingerprint=_fingerprint(train, val)))
-        run.run_dir.mkdir(parents=True, exist_ok=True)
+                                          labels=entry.labels, data_fingerprint=_fingerprint(train, val)),
+                   device=device)
+        if self.dist is None or self.dist.is_main:
+            run.run_dir.mkdir(parents=True, exist_ok=True)
         if cfg.resume:
             run.start_epoch, run.best_score, run.history = self._restore(run.run_dir, model, optimizer, objective)
             self.log(f"resuming {run.run_dir} at epoch {run.start_epoch + 1}/{cfg.epochs}")
+        if self.dist is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            from feredge.train.distributed import ObjectiveStep
+
+            # after --resume: DDP broadcasts rank 0's (restored) parameters and buffers to every rank
+            ddp = DistributedDataParallel(ObjectiveStep(model, objective),
+                                          device_ids=[device.index] if device.type == "cuda" else None)
+            run.step = lambda b: ddp(b.x, b.y, b.soft)
         return run
 
     def _crops(self, labels: tuple[str, ...], spec: PreprocessSpec) -> tuple[CropSet, CropSet]:
@@ -323,10 +364,20 @@ class Trainer:
                                 else 0.2)
         data = _CropDataset(train, spec, Augmenter(augment, seed=cfg.seed), erase_pair=erase_pair)
         generator = torch.Generator().manual_seed(cfg.seed)
-        sampler = (WeightedRandomSampler(balanced_sample_weights(train.labels, classes).tolist(),
-                                         len(train), generator=generator) if cfg.balanced else None)
+        sampler: Sampler[int] | None
+        if self.dist is not None:
+            from feredge.train.distributed import DistributedWeightedSampler
+
+            sampler = (DistributedWeightedSampler(balanced_sample_weights(train.labels, classes).tolist(),
+                                                  len(train), self.dist, cfg.seed) if cfg.balanced
+                       else DistributedSampler(data, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                               shuffle=True, seed=cfg.seed))
+        else:
+            sampler = (WeightedRandomSampler(balanced_sample_weights(train.labels, classes).tolist(),
+                                             len(train), generator=generator) if cfg.balanced else None)
+        per_process = len(sampler) if self.dist is not None and sampler is not None else len(train)
         loader = DataLoader(data, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
-                            drop_last=len(train) > cfg.batch_size, generator=generator)
+                            drop_last=per_process > cfg.batch_size, generator=generator)
         return data, generator, loader
 
     def _train_epoch(self, run: _Run, epoch: int, lr: float, started: float) -> tuple[list[float], bool]:
@@ -339,6 +390,10 @@ class Trainer:
             group["lr"] = lr
         run.data.epoch = epoch
         run.generator.manual_seed(cfg.seed * 100_003 + epoch)  # order depends on (seed, epoch): resume is exact
+        set_epoch = getattr(run.loader.sampler, "set_epoch", None)
+        if self.dist is not None and set_epoch is not None:
+            set_epoch(epoch)  # the distributed samplers' shuffle is a function of (seed, epoch) too
+        step = run.step or run.objective
         run.model.train()
         if cfg.freeze_bn:
             for module in run.model.modules():
@@ -348,8 +403,12 @@ class Trainer:
         bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
                    leave=False)
         for x, y, soft in bar:
-            batch = Batch(x, y, soft)
-            loss, _ = run.objective(batch)
+            batch = Batch(x.to(run.device), y.to(run.device), soft.to(run.device))
+            if self.dist is not None:
+                from feredge.train.distributed import maybe_fail_for_test
+
+                maybe_fail_for_test(self.dist)
+            loss, _ = step(batch)
             if not torch.isfinite(loss):
                 raise FeredgeError(f"loss became {loss.item()} at epoch {epoch + 1}; lower --lr")
             run.optimizer.zero_grad(set_to_none=True)
@@ -358,12 +417,45 @@ class Trainer:
             run.objective.after_step(batch)
             losses.append(float(loss.detach()))
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-            if self._out_of_time(started):
+            if self.dist is not None:
+                from feredge.train.distributed import any_rank, average_tensors
+
+                average_tensors(list(run.objective.state_dict().values()), self.dist)  # centres stay equal
+                if self.config.max_minutes is not None and any_rank(self._out_of_time(started), self.dist):
+                    return self._global_losses(losses), True
+            elif self._out_of_time(started):
                 return losses, True
-        return losses, False
+        return self._global_losses(losses), False
+
+    def _global_losses(self, losses: list[float]) -> list[float]:
+        """The step losses averaged over the ranks (each rank ran the same number of steps)."""
+        if self.dist is None:
+            return losses
+        from feredge.train.distributed import mean_over_ranks
+
+        return mean_over_ranks(losses, self.dist)
 
     def _finish_epoch(self, run: _Run, epoch: int, losses: list[float], lr: float, seconds: float) -> None:
-        """Validate, write ``last`` (and ``best`` when it wins) and the trainer state for ``epoch``."""
+        """Validate, write ``last`` (and ``best`` when it wins) and the trainer state for ``epoch``.
+
+        Distributed: rank 0 alone validates (the whole val set, the unwrapped model: the same
+        report and checkpoint a single process writes) and writes; the other ranks wait and then
+        receive its record and best score, so every rank's history is the same.
+        """
+        if self.dist is None:
+            self._validate_and_write(run, epoch, losses, lr, seconds)
+            return
+        from feredge.train.distributed import from_main, sync_buffers
+
+        sync_buffers(run.model)
+        if self.dist.is_main:
+            self._validate_and_write(run, epoch, losses, lr, seconds)
+        record, best = from_main((run.history[-1], run.best_score) if self.dist.is_main else None, self.dist)
+        if not self.dist.is_main:
+            run.history.append(record)
+            run.best_score = best
+
+    def _validate_and_write(self, run: _Run, epoch: int, losses: list[float], lr: float, seconds: float) -> None:
         cfg, model = self.config, run.model
         report = classification_report(run.val.labels, _predict(model, run.val, run.spec).argmax(1), run.labels)
         score = self.score(model.eval()) if self.score is not None else None

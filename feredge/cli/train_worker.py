@@ -1,0 +1,76 @@
+"""One rank of ``feredge train --nproc N``: ``python -m feredge.cli.train_worker CONFIG.json [--json]``.
+
+Started by :func:`feredge.train.distributed.launch` (torchrun's agent) with torchrun's
+environment, or reached from ``feredge train`` when torchrun started that command by hand. Rank
+0 writes ``history.json`` and prints what a single-process ``feredge train`` prints; a failure
+becomes one line in the launcher's error directory and a non-zero exit (no traceback here).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from feredge.cli.common import print_json
+from feredge.fileio import write_text_atomic
+
+if TYPE_CHECKING:
+    from feredge.train.trainer import TrainConfig, TrainResult
+
+
+def report(result: TrainResult, out: Path, as_json: bool) -> None:
+    """``history.json`` in the run directory and the closing line (or the JSON) on stdout."""
+    write_text_atomic(out / "history.json", json.dumps(result.to_dict(), indent=2) + "\n")
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        best = max(h.val["accuracy"] for h in result.history)
+        print(f"done in {result.minutes:.1f} min; best val accuracy {best:.2%}; checkpoints {result.best}, "
+              f"{result.last}")
+
+
+def run_rank(config: TrainConfig, as_json: bool) -> int:
+    """Train as the rank torchrun's environment names; the exit status."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+
+    from feredge.train.distributed import DistContext, report_failure, silence_other_ranks
+    from feredge.train.trainer import Trainer
+
+    ctx = DistContext.from_env()
+    if ctx is None:
+        print("feredge: error: not started by torchrun (no WORLD_SIZE > 1); use feredge train --nproc N",
+              file=sys.stderr)
+        return 2
+    silence_other_ranks(ctx)
+    try:
+        ctx.init()
+        log = (lambda text: print(text, file=sys.stderr)) if as_json else print
+        result = Trainer(config, log=log, dist=ctx).run()
+        if ctx.is_main:
+            report(result, config.out, as_json)
+        return 0
+    except SignalException as exc:  # the agent stopping this rank (another failed, or the run was interrupted)
+        return 128 + int(exc.sigval)
+    except (Exception, KeyboardInterrupt) as exc:  # every failure becomes this rank's one line
+        return report_failure(ctx, exc)
+    finally:
+        ctx.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from feredge.train.trainer import TrainConfig
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    as_json = "--json" in args
+    paths = [a for a in args if a != "--json"]
+    if len(paths) != 1:
+        print("usage: python -m feredge.cli.train_worker CONFIG.json [--json]", file=sys.stderr)
+        return 2
+    config = TrainConfig.from_json(json.loads(Path(paths[0]).read_text(encoding="utf-8")))
+    return run_rank(config, as_json)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
