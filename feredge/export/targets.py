@@ -62,6 +62,14 @@ def _build_tensorrt(ctx: ExportContext) -> None:
     build_tensorrt(ctx)
 
 
+def _build_triton(ctx: ExportContext) -> None:
+    # the OpenVINO target's artifacts (both native CPU backends need a verified file), then the repository
+    from feredge.export.triton import build_triton_repository
+
+    _build_openvino(ctx)
+    build_triton_repository(ctx)
+
+
 TARGETS: dict[str, ExportTarget] = {
     t.name: t
     for t in (
@@ -74,6 +82,9 @@ TARGETS: dict[str, ExportTarget] = {
         ExportTarget("tensorrt", ("trt", "engine"), ("fp32", "fp16", "int8"),
                      "TensorRT-ready ONNX; engine built where TensorRT runs", _build_tensorrt,
                      auto_ptq="modelopt", overflow_fix=False),
+        ExportTarget("triton", ("tritonserver",), ("fp32", "fp16"),
+                     "ONNX + OpenVINO IR + a Triton model repository (native and python-backend models)",
+                     _build_triton, int8_runtime="openvino", network_roles=("onnx", "openvino_xml")),
     )
 }
 
