@@ -28,9 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from feredge.serve.server import TritonServer, resolve_repository
+    from feredge.serve.server import TritonServer
 
-    server = TritonServer(resolve_repository(args.path), http_port=args.http_port, grpc_port=args.grpc_port)
+    server = TritonServer.for_path(args.path, http_port=args.http_port, grpc_port=args.grpc_port)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: Any) -> None:

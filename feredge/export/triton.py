@@ -8,8 +8,8 @@ Models (names are what clients call):
   ``1/model.plan`` is built on the serving GPU (``trtexec --onnx=classifier_onnxruntime/1/model.onnx``;
   copy the repository out of the bundle first: a bundle refuses files it does not list).
 - ``classifier`` (``python`` backend): feredge's own runner on the bundle — float32 NCHW in,
-  ``logits`` and ``probabilities`` out; ``pipeline`` (``python``): one encoded image in, the faces
-  as the JSON records of ``feredge infer`` out (detector and classifier of the bundle).
+  ``logits`` and ``probabilities`` out; ``pipeline`` (``python``): one encoded image in (UINT8 bytes), the faces
+  as the JSON records of ``feredge infer`` out (UINT8, UTF-8 JSON; detector and classifier of the bundle).
 
 Batched models get ``max_batch_size`` = the bundle's max batch and ``dynamic_batching`` with
 preferred sizes; names and dims come from the exported ONNX, and every config is parsed with
@@ -60,8 +60,8 @@ def repository_models(ctx: ExportContext) -> list[ModelConfig]:
         ModelConfig("classifier_tensorrt", "tensorrt", platform="tensorrt_plan", instance_kind="KIND_GPU", **native),
         ModelConfig("classifier", "python", parameters={"bundle": "../..", "runtime": "onnxruntime",
                                                         "labels": labels}, **feredge_io),
-        ModelConfig("pipeline", "python", inputs=(TensorConfig("image", "TYPE_STRING", (1,)),),
-                    outputs=(TensorConfig("faces", "TYPE_STRING", (1,)),),
+        ModelConfig("pipeline", "python", inputs=(TensorConfig("image", "TYPE_UINT8", (-1,)),),
+                    outputs=(TensorConfig("faces", "TYPE_UINT8", (-1,)),),
                     parameters={"bundle": "../..", "runtime": "onnxruntime", "detector": "", "labels": labels}),
     ]
 

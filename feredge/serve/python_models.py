@@ -40,6 +40,17 @@ def _threads(params: dict[str, str]) -> int | None:
     return int(value) if value else None
 
 
+def _as_numpy(tensor: Any) -> np.ndarray:
+    """An input tensor as numpy through DLPack: the wheel's stub is built with a pybind11 that
+    reads numpy 1's array-descriptor layout, so ``as_numpy``/``Tensor(name, array)`` see a wrong item
+    size under numpy 2 (empty outputs); DLPack never touches numpy's structs."""
+    return np.from_dlpack(tensor)
+
+
+def _tensor(pb_utils: Any, name: str, array: np.ndarray) -> Any:
+    return pb_utils.Tensor.from_dlpack(name, np.array(array, dtype=np.float32, order="C"))  # a writable copy
+
+
 class ClassifierModel:
     """``input`` float32 (N, C, H, W) → ``logits`` and ``probabilities`` float32 (N, K); Triton batches."""
 
@@ -59,7 +70,7 @@ class ClassifierModel:
         from feredge.mathops import softmax
 
         # one runner call for the whole dynamic batch (that is the point of batching), split back per request
-        arrays = [pb_utils.get_input_tensor_by_name(r, "input").as_numpy() for r in requests]
+        arrays = [_as_numpy(pb_utils.get_input_tensor_by_name(r, "input")) for r in requests]
         sizes = [len(a) for a in arrays]
         logits = self.runner.infer_all(np.concatenate(arrays).astype(np.float32, copy=False), chunk=self.max_batch)
         probs = softmax(logits)
@@ -68,8 +79,8 @@ class ClassifierModel:
             part = slice(start, start + size)
             start += size
             responses.append(pb_utils.InferenceResponse(output_tensors=[
-                pb_utils.Tensor("logits", np.ascontiguousarray(logits[part], dtype=np.float32)),
-                pb_utils.Tensor("probabilities", np.ascontiguousarray(probs[part], dtype=np.float32)),
+                _tensor(pb_utils, "logits", logits[part]),
+                _tensor(pb_utils, "probabilities", probs[part]),
             ]))
         return responses
 
@@ -100,8 +111,12 @@ def decode_image_bytes(data: bytes, max_side: int = 1920) -> tuple[np.ndarray, f
 
 
 class PipelineModel:
-    """``image`` BYTES (one encoded image) → ``faces`` BYTES: a JSON list of the local records
-    (box, label, probability, probabilities), from :class:`feredge.runtimes.pipeline.Pipeline`."""
+    """``image`` UINT8 [n] (one encoded image's bytes) → ``faces`` UINT8 [m]: UTF-8 JSON, the list of
+    local records (box, label, probability, probabilities), from :class:`feredge.runtimes.pipeline.Pipeline`.
+
+    UINT8 vectors, not Triton BYTES: the wheel's stub unpacks BYTES through numpy object arrays with
+    numpy 1's struct layout and crashes under numpy 2 (``unpack_from requires a buffer of at least
+    3537031894 bytes``); byte vectors travel through DLPack like the classifier's floats."""
 
     def initialize(self, args: dict[str, Any]) -> None:
         from feredge.runtimes.pipeline import Pipeline
@@ -117,13 +132,12 @@ class PipelineModel:
         responses = []
         for request in requests:
             try:
-                items = pb_utils.get_input_tensor_by_name(request, "image").as_numpy().reshape(-1)
-                if len(items) != 1:
-                    raise ValueError(f"send one image per request, got {len(items)}")
-                image, scale = decode_image_bytes(bytes(items[0]))
+                data = _as_numpy(pb_utils.get_input_tensor_by_name(request, "image")).tobytes()
+                image, scale = decode_image_bytes(data)
                 faces = [f.to_dict() for f in self.pipeline.run(image, scale=scale).faces]
-                out = np.array([json.dumps(faces).encode()], dtype=np.object_)
-                responses.append(pb_utils.InferenceResponse(output_tensors=[pb_utils.Tensor("faces", out)]))
+                out = np.frombuffer(json.dumps(faces).encode(), dtype=np.uint8).copy()  # writable: DLPack
+                responses.append(pb_utils.InferenceResponse(output_tensors=[
+                    pb_utils.Tensor.from_dlpack("faces", out)]))
             except Exception as exc:  # answered as this request's error; the model keeps serving
                 message = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 responses.append(pb_utils.InferenceResponse(output_tensors=[], error=pb_utils.TritonError(message)))

@@ -34,6 +34,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from feredge.errors import FeredgeError
 from feredge.serve.repository import CONFIG, REPOSITORY_DIR, model_dirs, parse_config
@@ -102,19 +103,40 @@ def find_triton() -> TritonInstall:
                        "(its bundled server runs the python-backend models)")
 
 
-def resolve_repository(path: Path) -> Path:
-    """A repository, or a bundle whose repository is ``BUNDLE/triton`` (``feredge export --target triton``)."""
-    if (path / "manifest.json").is_file():
-        from feredge.bundle import Bundle
+def resolve_repository(path: Path) -> tuple[Path, Path | None]:
+    """(repository to serve, scratch directory to remove after) for a repository or a bundle.
 
-        Bundle.load(path)  # served files are verified files
-        repository = path / REPOSITORY_DIR
-        if not repository.is_dir():
-            raise FeredgeError(f"{path}: bundle has no Triton repository; export it with --target triton")
-        return repository
-    if not path.is_dir() or not model_dirs(path):
-        raise FeredgeError(f"{path}: neither a bundle nor a Triton model repository (no */{CONFIG})")
-    return path
+    A bundle (``feredge export --target triton``) is served from a copy of ``BUNDLE/triton`` made of
+    links to its verified files, with each python model's ``bundle`` parameter made absolute: the
+    server and its stubs write next to the models (``__pycache__``) and a bundle refuses unlisted files.
+    """
+    if not (path / "manifest.json").is_file():
+        if not path.is_dir() or not model_dirs(path):
+            raise FeredgeError(f"{path}: neither a bundle nor a Triton model repository (no */{CONFIG})")
+        return path, None
+    from google.protobuf import text_format
+
+    from feredge.bundle import Bundle
+
+    Bundle.load(path)  # served files are verified files
+    source = path / REPOSITORY_DIR
+    if not source.is_dir():
+        raise FeredgeError(f"{path}: bundle has no Triton repository; export it with --target triton")
+    scratch = Path(tempfile.mkdtemp(prefix="feredge-triton-repo-"))
+    for model_dir in model_dirs(source):
+        config = parse_config(model_dir / CONFIG)
+        if "bundle" in config.parameters:
+            where = Path(config.parameters["bundle"].string_value)
+            config.parameters["bundle"].string_value = str(where if where.is_absolute()
+                                                           else (model_dir / where).resolve())
+        target = scratch / model_dir.name
+        target.mkdir()
+        (target / CONFIG).write_text(text_format.MessageToString(config), encoding="utf-8")
+        for version in (p for p in model_dir.iterdir() if p.is_dir()):
+            (target / version.name).mkdir()
+            for member in version.iterdir():
+                (target / version.name / member.name).symlink_to(member.resolve())
+    return scratch, scratch
 
 
 def loadable_models(repository: Path, install: TritonInstall) -> tuple[list[str], dict[str, str]]:
@@ -161,6 +183,7 @@ class TritonServer:
     log_path: Path | None = None
     models: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)
+    scratch: Path | None = None  # a repository copy we made (resolve_repository); removed on stop
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -201,10 +224,11 @@ class TritonServer:
         assert self.process is not None
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
+            code = self.process.poll()
+            if code is not None:
                 tail = self.log_tail()
                 self.stop()
-                raise FeredgeError(f"tritonserver exited with {self.process.returncode} while starting; "
+                raise FeredgeError(f"tritonserver exited with {code} while starting; "
                                    f"its log ends:\n{tail}")
             if self.ready():
                 return
@@ -228,9 +252,16 @@ class TritonServer:
                 code = process.wait()
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)  # stubs left behind by a crash: never orphans
-        if self.install is not None and self.install.scratch is not None:
-            shutil.rmtree(self.install.scratch, ignore_errors=True)
+        for scratch in (self.install.scratch if self.install else None, self.scratch):
+            if scratch is not None:
+                shutil.rmtree(scratch, ignore_errors=True)
         return code
+
+    @classmethod
+    def for_path(cls, path: Path, **options: Any) -> TritonServer:
+        """A server for a bundle or a repository (see :func:`resolve_repository`)."""
+        repository, scratch = resolve_repository(path)
+        return cls(repository, scratch=scratch, **options)
 
     def __enter__(self) -> TritonServer:
         return self.start() if self.process is None else self
