@@ -63,6 +63,18 @@ class TritonClient:
         inputs, outputs = self.classifier_request(batch)
         return self._call(self.classifier, inputs, outputs).as_numpy("logits")
 
+    def logits_concurrent(self, batches: list[np.ndarray]) -> list[np.ndarray]:
+        """One request per batch, all in flight at once (up to ``concurrency`` connections): what lets
+        the server batch them. ``tritonclient.http`` is gevent-based and not thread-safe, so this, not threads."""
+        from tritonclient.utils import InferenceServerException
+
+        requests = [self.classifier_request(b) for b in batches]
+        pending = [self._client.async_infer(self.classifier, inputs, outputs=outputs) for inputs, outputs in requests]
+        try:
+            return [p.get_result().as_numpy("logits") for p in pending]
+        except InferenceServerException as exc:
+            raise FeredgeError(f"Triton {self.classifier}: {str(exc.message()).splitlines()[0]}") from None
+
     def faces(self, image_bytes: bytes) -> list[dict[str, Any]]:
         """One encoded image → the local face records (box, label, probability, probabilities)."""
         http = _http()
