@@ -37,8 +37,9 @@ if TYPE_CHECKING:
 
 #: the repository files' manifest role
 TRITON_ROLE = "triton"
-#: dynamic batching waits at most this long for a fuller batch (µs): small beside a face's inference
-MAX_QUEUE_DELAY_US = 2000
+#: dynamic batching waits at most this long for a fuller batch (µs): bounded added latency, and long
+#: enough for concurrent single requests to meet on a loaded host
+MAX_QUEUE_DELAY_US = 10000
 
 
 def repository_models(ctx: ExportContext) -> list[ModelConfig]:

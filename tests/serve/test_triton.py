@@ -86,7 +86,7 @@ def served(triton_bundle: Path) -> Iterator[Served]:
             break
     if pid is None:
         process.kill()
-        pytest.fail("feredge serve did not start a ready Triton:\n" + "\n".join(lines + [process.stdout.read()]))
+        pytest.fail("feredge serve did not start a ready Triton:\n" + "\n".join([*lines, process.stdout.read()]))
     served = Served(process, f"127.0.0.1:{http}", pid, lines)
     yield served
     if process.poll() is None:
