@@ -7,6 +7,7 @@ so nothing is left running (PyTriton's ``serve()`` would orphan ``tritonserver``
 from __future__ import annotations
 
 import argparse
+import json
 import signal
 import sys
 import threading
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from feredge.cli.args import int_at_least
+from feredge.cli.common import add_json_flag
 
 NAME = "serve"
 HELP = "serve a bundle (export --target triton) or a Triton model repository from a real tritonserver"
@@ -25,6 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--http-port", type=int_at_least(1, 65535), default=8000, help="HTTP port (default 8000)")
     parser.add_argument("--grpc-port", type=int_at_least(1, 65535), default=8001, help="gRPC port (default 8001)")
     parser.add_argument("--startup-timeout", type=float, default=180.0, help="seconds to wait for readiness")
+    add_json_flag(parser, "the ready server (pid, endpoints, models) as one JSON line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +43,10 @@ def run(args: argparse.Namespace) -> int:
     try:
         server.start(timeout_s=args.startup_timeout)
         assert server.process is not None and server.install is not None
+        if args.json:
+            print(json.dumps({"pid": server.process.pid, "http": server.url, "grpc": f"127.0.0.1:{args.grpc_port}",
+                              "server": server.install.source, "models": server.models, "not_loaded": server.skipped}),
+                  flush=True)
         print(f"tritonserver pid {server.process.pid} ready: http {server.url}, grpc 127.0.0.1:{args.grpc_port} "
               f"({server.install.source})", flush=True)
         print(f"models: {', '.join(server.models)}", flush=True)
