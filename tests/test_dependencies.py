@@ -39,6 +39,7 @@ IMPORTS: dict[str, tuple[str, ...]] = {
     "mypy": ("mypy.api",),
     "h5py": ("h5py",),
     "matplotlib": ("matplotlib.pyplot",),
+    "tritonclient": ("tritonclient.http", "tritonclient.grpc.model_config_pb2"),
 }
 
 

@@ -65,3 +65,19 @@ def test_tensorrt_device_package_imports_without_torch_or_the_export_side(defaul
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+def test_serving_side_imports_without_torch():
+    """What the Triton python models and `feredge serve` import runs where torch is absent."""
+    script = textwrap.dedent("""
+        import sys
+        sys.modules["torch"] = None
+        sys.modules["onnx"] = None
+        import feredge.serve.python_models, feredge.serve.server, feredge.serve.repository, feredge.serve.client
+        import feredge.cli.serve_cmd
+        assert "torch" not in [m for m in sys.modules if sys.modules[m] is not None]
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("ok")

@@ -28,6 +28,7 @@ from feredge.cli import (
     infer_cmd,
     models_cmd,
     qat_cmd,
+    serve_cmd,
     train_cmd,
 )
 from feredge.cli.args import OneLineParser
@@ -45,6 +46,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     train_cmd,
     eval_cmd,
     qat_cmd,
+    serve_cmd,
 )
 
 

@@ -69,6 +69,14 @@ def _build_tensorrt(ctx: ExportContext) -> None:
     build_tensorrt(ctx)
 
 
+def _build_triton(ctx: ExportContext) -> None:
+    # the OpenVINO target's artifacts (both native CPU backends need a verified file), then the repository
+    from feredge.export.triton import build_triton_repository
+
+    _build_openvino(ctx)
+    build_triton_repository(ctx)
+
+
 TARGETS: dict[str, ExportTarget] = {
     t.name: t
     for t in (
@@ -85,6 +93,9 @@ TARGETS: dict[str, ExportTarget] = {
                      "TensorRT-ready ONNX + nvinfer configs (BlazeFace primary, classifier secondary) and a "
                      "deepstream-app config for N streams, checked statically", _build_deepstream,
                      auto_ptq="modelopt", overflow_fix=False),
+        ExportTarget("triton", ("tritonserver",), ("fp32", "fp16"),
+                     "ONNX + OpenVINO IR + a Triton model repository (native and python-backend models)",
+                     _build_triton, int8_runtime="openvino", network_roles=("onnx", "openvino_xml")),
     )
 }
 

@@ -89,7 +89,7 @@ def test_every_command_turns_os_errors_into_one_line(command, error, hint, monke
         raise error
 
     argv = {"train": ["--model", "m", "--data", "d"], "eval": ["x", "--data", "d"], "data": ["synth", "-o", "o"],
-            "build": ["b"], "qat": ["c", "--data", "d"]}.get(command.NAME, [])
+            "build": ["b"], "qat": ["c", "--data", "d"], "serve": ["r"]}.get(command.NAME, [])
     real = main.__globals__["build_parser"]
 
     def parser_with_failing_handler():
