@@ -48,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     runtimes = ("auto", *RUNTIMES, *(alias for info in RUNTIMES.values() for alias in info.aliases))
     parser.add_argument("--runtime", default="auto", choices=runtimes, metavar="RUNTIME",
                         help=f"auto (default) or one of {', '.join(RUNTIMES)}")
+    parser.add_argument("--server", metavar="HOST:PORT",
+                        help="send the images to a Triton serving a feredge repository (feredge serve; its HTTP port) "
+                             "instead of running a model here; the same records come back")
     parser.add_argument("--device", help="device for the runtime: cpu, gpu, npu or auto where it has them "
                                          "(default: the runtime's first, cpu except TensorRT)")
     parser.add_argument("--detector", choices=sorted(DETECTORS), help="override the bundle's detector; "
@@ -144,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
         for failure in tally.failed:
             print(f"feredge: error: {failure}", file=sys.stderr)
         return 1
-    bundle = args.bundle or ensure_default_bundle(quiet=args.json)
     videos = [f for f in files if isinstance(f, int) or is_video_path(f)]
+    if args.server:
+        return _run_remote(files, videos, args, tally)
+    bundle = args.bundle or ensure_default_bundle(quiet=args.json)
     sink: LineSink | None = None
     all_stats: list[dict[str, Any]] = []
     interrupted = False
@@ -180,6 +185,49 @@ def run(args: argparse.Namespace) -> int:
     if interrupted:
         return 130
     return 1 if tally.frames == 0 and tally.failed else 0
+
+
+def _run_remote(files: list[Path | int], videos: list[Path | int], args: argparse.Namespace, tally: Tally) -> int:
+    """``--server``: each image's encoded bytes to the server's ``pipeline`` model (detector and
+    classifier of the served bundle), its records printed as local ones are. Videos and cameras
+    run where the frames are (``feredge infer`` without ``--server``): a stream over HTTP would
+    re-encode every frame."""
+    from feredge.errors import FeredgeError
+    from feredge.serve.client import TritonClient
+
+    if videos:
+        raise FeredgeError("--server takes images; run videos and cameras locally (without --server)")
+    sink = LineSink(args.output) if args.output else None
+    try:
+        with TritonClient(args.server) as client:
+            try:
+                live = client.raw.is_server_ready()
+            except Exception:  # connection refused, DNS, TLS...: the client library raises its own types
+                live = False
+            if not live:
+                raise FeredgeError(f"no Triton ready at {args.server} (start one with `feredge serve BUNDLE`)")
+            for path in progress(files, total=len(files), desc="images", enabled=len(files) > 1):
+                assert isinstance(path, Path)
+                try:
+                    faces = client.faces(path.read_bytes())
+                except (FeredgeError, OSError) as exc:
+                    tally.failed.append(f"{path}: {exc}")
+                    continue
+                records = [{"source": str(path), "frame": 0, **face} for face in faces] or [
+                    {"source": str(path), "frame": 0, "box": None, "label": None, "status": "no_face"}]
+                for record in records:
+                    _emit(record, args.json, sink)
+                tally.images += 1
+                tally.frames += 1
+                tally.faces += len(faces)
+    finally:
+        if sink:
+            sink.close()
+    for failure in tally.failed:
+        print(f"feredge: error: {failure}", file=sys.stderr)
+    print(f"{tally.images} file(s), {tally.faces} face(s) from {args.server}; {len(tally.failed)} failed",
+          file=sys.stderr)
+    return 1 if tally.images == 0 and tally.failed else 0
 
 
 def _video_options(args: argparse.Namespace) -> Any:

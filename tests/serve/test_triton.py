@@ -158,6 +158,26 @@ def test_pipeline_finds_the_astronauts_happy_face(triton_bundle: Path, served: S
     assert abs(remote[0]["probability"] - local[0]["probability"]) < 1e-5
 
 
+def test_infer_server_prints_the_local_records(triton_bundle: Path, served: Served, astronaut_path: Path,
+                                               tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from feredge.cli import main
+
+    garbage = tmp_path / "broken.jpg"
+    garbage.write_bytes(b"\xff\xd8 not a jpeg")
+    assert main(["infer", str(astronaut_path), str(garbage), "--server", served.url, "--json"]) == 0
+    out, err = capsys.readouterr()
+    remote = [json.loads(line) for line in out.splitlines()]
+    assert main(["infer", str(astronaut_path), "--bundle", str(triton_bundle), "--runtime", "onnxruntime",
+                 "--json"]) == 0
+    local = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(remote) == len(local) == 1 and remote[0]["label"] == local[0]["label"] == "happy"
+    assert remote[0]["box"] == local[0]["box"] and remote[0]["source"] == local[0]["source"]
+    assert abs(remote[0]["probability"] - local[0]["probability"]) < 1e-5
+    assert "broken.jpg" in err and "1 failed" in err  # the bad file reported, the good one served
+
+
 def test_bad_requests_are_answered_and_the_server_keeps_serving(served: Served, astronaut_path: Path) -> None:
     from feredge.serve.client import TritonClient
 
