@@ -86,6 +86,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-dir", type=output_dir, help="write JSON, Markdown and PNG plots here")
     parser.add_argument("--report-name", default="bench", help="file stem of the reports (default bench)")
     parser.add_argument("--title", help="report title")
+    serve = parser.add_argument_group("serving (a Triton from `feredge serve`)")
+    serve.add_argument("--server", metavar="HOST:PORT",
+                       help="load-test the served classifier over gRPC instead (closed-loop clients, answers checked "
+                            "against this bundle's local logits), beside local in-process inference")
+    serve.add_argument("--concurrency", type=positive_int, default=16, help="clients in flight (default 16)")
+    serve.add_argument("--requests", type=positive_int, default=2000, help="requests in all (default 2000)")
     add_json_flag(parser, "the report")
 
 
@@ -101,6 +107,30 @@ def _load() -> str:
         return " ".join(f"{v:.2f}" for v in os.getloadavg())
     except OSError:
         return "?"
+
+
+def _serving(args: argparse.Namespace) -> int:
+    """``--server``: the served classifier under load, then the same faces locally, one table."""
+    from feredge.bundle import Bundle
+    from feredge.calibration.reference import reference_faces
+    from feredge.runtimes.registry import runner_class
+    from feredge.serve.load import load_run, local_run
+
+    bundle_dir = args.bundle or ensure_default_bundle(quiet=args.json)
+    bundle = Bundle.load(bundle_dir)
+    faces = reference_faces(bundle.spec).batch
+    with runner_class("onnxruntime").from_bundle(bundle) as runner:
+        expected = runner.infer_all(faces)
+    results = [load_run(args.server, faces, expected, requests=args.requests, concurrency=args.concurrency),
+               local_run(bundle_dir, faces, requests=args.requests)]
+    if args.json:
+        print_json({"server": args.server, "bundle": str(bundle_dir), "results": [r.to_dict() for r in results]})
+    else:
+        print(format_table([r.to_dict() for r in results],
+                           [("side", "side"), ("requests", "requests"), ("concurrency", "clients"),
+                            ("errors", "errors"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"),
+                            ("throughput_rps", "requests/s"), ("executions", "executions")]))
+    return 1 if results[0].errors else 0
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -122,6 +152,8 @@ def run(args: argparse.Namespace) -> int:
     from feredge.errors import FeredgeError
 
     _validate(args)
+    if args.server:
+        return _serving(args)
     calib, calib_by_label = parse_calib(args.calib)
     references = args.references or args.matrix
     quiet = args.json

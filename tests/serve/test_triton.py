@@ -59,8 +59,10 @@ def _group_members(pgid: int) -> list[int]:
 
 
 class Served:
-    def __init__(self, process: subprocess.Popen[str], url: str, server_pid: int, lines: list[str]) -> None:
+    def __init__(self, process: subprocess.Popen[str], url: str, server_pid: int, lines: list[str],
+                 grpc_url: str = "") -> None:
         self.process, self.url, self.server_pid, self.lines = process, url, server_pid, lines
+        self.grpc_url = grpc_url
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +89,7 @@ def served(triton_bundle: Path) -> Iterator[Served]:
     if pid is None:
         process.kill()
         pytest.fail("feredge serve did not start a ready Triton:\n" + "\n".join([*lines, process.stdout.read()]))
-    served = Served(process, f"127.0.0.1:{http}", pid, lines)
+    served = Served(process, f"127.0.0.1:{http}", pid, lines, f"127.0.0.1:{grpc}")
     yield served
     if process.poll() is None:
         process.kill()
@@ -176,6 +178,21 @@ def test_infer_server_prints_the_local_records(triton_bundle: Path, served: Serv
     assert remote[0]["box"] == local[0]["box"] and remote[0]["source"] == local[0]["source"]
     assert abs(remote[0]["probability"] - local[0]["probability"]) < 1e-5
     assert "broken.jpg" in err and "1 failed" in err  # the bad file reported, the good one served
+
+
+def test_bench_server_load_run_has_no_errors_and_sits_beside_local(triton_bundle: Path, served: Served,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from feredge.cli import main
+
+    assert main(["bench", "--bundle", str(triton_bundle), "--server", served.grpc_url, "--requests", "300",
+                 "--concurrency", "8", "--json"]) == 0
+    triton, local = json.loads(capsys.readouterr().out)["results"]
+    assert triton["side"] == "triton" and triton["requests"] == 300 and triton["errors"] == 0  # answers checked
+    assert 0 < triton["executions"] <= 300 and triton["concurrency"] == 8
+    assert local["side"] == "local onnxruntime" and local["requests"] == 300
+    assert 0 < local["p50_ms"] <= local["p99_ms"] and 0 < triton["p50_ms"] <= triton["p99_ms"]
 
 
 def test_bad_requests_are_answered_and_the_server_keeps_serving(served: Served, astronaut_path: Path) -> None:
