@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feredge import __version__
 from feredge.bundle import sha256_file
 from feredge.errors import FeredgeError
 from feredge.preprocess.spec import PreprocessSpec
+from feredge.version import __version__
 
 CHECKPOINT_SCHEMA_VERSION = 1
 

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from types import ModuleType
 
 import feredge.quantize  # noqa: F401  torch-free; registers the QAT checkpoint loader for eval, train and bench
-from feredge import __version__
 from feredge.cli import (
     bench_cmd,
     build_cmd,
@@ -33,6 +32,7 @@ from feredge.cli import (
 )
 from feredge.cli.args import OneLineParser
 from feredge.errors import FeredgeError
+from feredge.version import __version__
 
 #: command modules; each has NAME, HELP, EXAMPLE, add_arguments(parser) and run(args) -> int
 COMMANDS: tuple[ModuleType, ...] = (

@@ -20,7 +20,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from feredge import __version__
 from feredge.bundle import (
     BUNDLE_SCHEMA_VERSION,
     CLASSIFIER,
@@ -38,6 +37,7 @@ from feredge.export.detector_network import add_detector_network
 from feredge.export.onnx_export import export_onnx, torch_logits
 from feredge.export.source import resolve_source
 from feredge.export.targets import resolve_target
+from feredge.version import __version__
 
 __all__ = ["ExportContext", "ExportOptions", "ExportResult", "export"]
 

@@ -34,6 +34,11 @@ class FaceResult:
     probability: float
     probabilities: dict[str, float]
 
+    @property
+    def emotions(self) -> dict[str, float]:
+        """The probabilities under the name the ``fer`` package uses."""
+        return self.probabilities
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "box": self.box.as_list(),
