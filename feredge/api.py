@@ -40,18 +40,7 @@ class Recognizer:
         bgr, scale = _as_bgr(image)
         if boxes is None:
             return self.pipeline.run(bgr, scale=scale).faces
-        from feredge.preprocess.transform import preprocess_faces
-
-        given = [_box(b, scale) for b in boxes]
-        if not given:
-            return []
-        probabilities = self.pipeline.classify(preprocess_faces(bgr, given, self.pipeline.spec))
-        faces = []
-        for box, row in zip(given, probabilities, strict=True):
-            best = int(row.argmax())
-            faces.append(FaceResult(box.scaled(1.0 / scale) if scale != 1.0 else box, self.labels[best],
-                                    float(row[best]), {k: float(p) for k, p in zip(self.labels, row, strict=True)}))
-        return faces
+        return self.pipeline.classify_boxes(bgr, [_box(b, scale) for b in boxes], scale=scale)
 
     def predict_batch(self, images: Iterable[ImageInput]) -> list[list[FaceResult]]:
         return [self.predict(image) for image in images]

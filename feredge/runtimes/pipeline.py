@@ -10,7 +10,7 @@ the model as one batch (in chunks of the bundle's max batch).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -96,6 +96,15 @@ class Pipeline:
         timings: dict[str, float] = {}
         with _timed(timings, "detect"):
             boxes = self.detector.detect(image_bgr)
+        return FrameResult(faces=self._classify_boxes(image_bgr, boxes, scale, timings), timings_ms=timings)
+
+    def classify_boxes(self, image_bgr: np.ndarray, boxes: Sequence[Box], *, scale: float = 1.0) -> list[FaceResult]:
+        """The faces in ``boxes`` (pixels of ``image_bgr``) classified without detecting: for
+        callers with their own detector or tracker; results in original coordinates."""
+        return self._classify_boxes(image_bgr, boxes, scale, {})
+
+    def _classify_boxes(self, image_bgr: np.ndarray, boxes: Sequence[Box], scale: float,
+                        timings: dict[str, float]) -> list[FaceResult]:
         with _timed(timings, "preprocess"):
             batch = preprocess_faces(image_bgr, boxes, self.spec)
         faces: list[FaceResult] = []
@@ -111,7 +120,7 @@ class Pipeline:
                         probability=float(row[best]),
                         probabilities={label: float(p) for label, p in zip(self.labels, row, strict=True)},
                     ))
-        return FrameResult(faces=faces, timings_ms=timings)
+        return faces
 
 
 @contextmanager
