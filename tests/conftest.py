@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -69,3 +70,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
                                     red=True)
         for line in bad:
             terminalreporter.write_line(f"  {line}", red=True)
+
+
+@pytest.fixture
+def bundle_copy(default_bundle: Path, tmp_path: Path) -> Path:
+    """A writable copy of the default bundle, for tests that tamper with one."""
+    target = tmp_path / "copy"
+    shutil.copytree(default_bundle, target)
+    return target

@@ -1,25 +1,11 @@
 """Bundles are untrusted: hashes verified, paths confined, manifests validated."""
 
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from feredge.bundle import Bundle, BundleError, staged_bundle
-
-
-@pytest.fixture
-def bundle_copy(default_bundle, tmp_path) -> Path:
-    target = tmp_path / "copy"
-    shutil.copytree(default_bundle, target)
-    return target
-
-
-def _edit_manifest(root: Path, edit) -> None:
-    manifest = json.loads((root / "manifest.json").read_text())
-    edit(manifest)
-    (root / "manifest.json").write_text(json.dumps(manifest))
+from tests.bundle_edit import edit_manifest as _edit_manifest
 
 
 def test_a_fresh_bundle_verifies_and_describes_itself(default_bundle):

@@ -15,21 +15,9 @@ from feredge.preprocess.blazeface import SHORT_RANGE, BlazeFaceDetector, BlazeFa
 from feredge.preprocess.image_io import read_image
 from feredge.runtimes.pipeline import Pipeline
 from feredge.runtimes.registry import runner_class
+from tests.bundle_edit import edit_manifest as _edit_manifest
 
 RUNTIMES = ("onnxruntime", "openvino")
-
-
-@pytest.fixture
-def bundle_copy(default_bundle, tmp_path) -> Path:
-    target = tmp_path / "copy"
-    shutil.copytree(default_bundle, target)
-    return target
-
-
-def _edit_manifest(root: Path, edit) -> None:
-    manifest = json.loads((root / "manifest.json").read_text())
-    edit(manifest)
-    (root / "manifest.json").write_text(json.dumps(manifest))
 
 
 @pytest.fixture
