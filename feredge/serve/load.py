@@ -57,8 +57,12 @@ def load_run(grpc_url: str, faces: np.ndarray, expected: np.ndarray, *, requests
         raise FeredgeError("a load run needs at least one request and one client")
     clients = [grpc.InferenceServerClient(grpc_url) for _ in range(concurrency)]
     try:
-        if not clients[0].is_server_ready():
-            raise FeredgeError(f"no Triton ready at {grpc_url} (gRPC)")
+        try:
+            ready = clients[0].is_server_ready()
+        except Exception:  # connection refused, DNS...: the client library raises its own types
+            ready = False
+        if not ready:
+            raise FeredgeError(f"no Triton ready at {grpc_url} (its gRPC port; start one with `feredge serve BUNDLE`)")
         before = _executions(clients[0], model)
 
         def client(worker: int) -> tuple[list[float], int]:

@@ -195,6 +195,15 @@ def test_bench_server_load_run_has_no_errors_and_sits_beside_local(triton_bundle
     assert 0 < local["p50_ms"] <= local["p99_ms"] and 0 < triton["p50_ms"] <= triton["p99_ms"]
 
 
+def test_bench_server_without_a_server_is_one_line(triton_bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from feredge.cli import main
+
+    assert main(["bench", "--bundle", str(triton_bundle), "--server", f"127.0.0.1:{_free_port()}",
+                 "--requests", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("feredge: error: no Triton ready at") and "\n" not in err and "Traceback" not in err
+
+
 def test_bad_requests_are_answered_and_the_server_keeps_serving(served: Served, astronaut_path: Path) -> None:
     from feredge.serve.client import TritonClient
 
