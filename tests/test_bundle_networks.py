@@ -11,7 +11,7 @@ import pytest
 
 from feredge.bundle import BUNDLE_SCHEMA_VERSION, Bundle, BundleError, file_entry, sha256_file
 from feredge.errors import FeredgeError
-from feredge.preprocess.blazeface import SHORT_RANGE, BlazeFaceDetector, BlazeFaceSpec, models_dir
+from feredge.preprocess.blazeface import BLAZEFACE_SPECS, SHORT_RANGE, BlazeFaceDetector, BlazeFaceSpec, models_dir
 from feredge.preprocess.image_io import read_image
 from feredge.runtimes.pipeline import Pipeline
 from feredge.runtimes.registry import runner_class
@@ -143,15 +143,18 @@ def test_the_pipeline_runs_the_bundles_detector_on_the_classifiers_runtime(defau
         (face,) = pipeline.run(read_image(astronaut_path).image).faces
         assert face.label == "happy" and face.probability > 0.5
         assert face.box.landmarks is not None  # BlazeFace's keypoints, not Haar's bare box
-    assert bundle.spec.detector.name == "haar"  # the bundle's default detector is unchanged
+    assert bundle.spec.detector.name == "blazeface_short_tiled"  # the bundle's default is unchanged by the override
 
 
 def test_a_variant_on_the_same_network_uses_it_another_model_falls_back(default_bundle):
     bundle = Bundle.load(default_bundle)
     with Pipeline.from_bundle(bundle, runtime="onnxruntime", detector="blazeface_short_tiled") as tiled:
         assert tiled.detector.runner.model_path.parent == default_bundle.resolve()
-        assert tiled.detector.variant.tiles == (2, 4, 6) and tiled.detector.variant.score_threshold == 0.65
+        assert tiled.detector.variant == BLAZEFACE_SPECS["blazeface_short_tiled"]  # the registered views, thresholds
     with Pipeline.from_bundle(bundle, runtime="onnxruntime", detector="blazeface_full") as full:
         assert full.detector.runner.model_path == models_dir() / "full_range.onnx"  # not in this bundle
-    with Pipeline.from_bundle(bundle, runtime="onnxruntime") as default:
-        assert type(default.detector).__name__ == "HaarDetector"
+    with Pipeline.from_bundle(bundle, runtime="onnxruntime") as default:  # the spec's default: the tiled short range
+        assert default.detector.runner.model_path.parent == default_bundle.resolve()
+        assert default.detector.variant.name == "blazeface_short_tiled"
+    with Pipeline.from_bundle(bundle, runtime="onnxruntime", detector="haar") as haar:
+        assert type(haar.detector).__name__ == "HaarDetector"

@@ -27,17 +27,22 @@ class DetectorSpec:
     """Which face detector finds the crops, and its settings.
 
     ``name`` is a key of :data:`feredge.preprocess.detect.DETECTORS`; ``none`` means the image is
-    already a face crop. The Haar defaults are OpenCV's usual ones with a minimum face of 24 px or
-    1/12 of the frame's short side, whichever is larger, searched on the frame scaled to a short
-    side of at most 720 px. Why: the cascade scans every scale from the minimum face up, so a
-    fixed 24 px on a large frame spends most of its time on faces too small to classify. The
-    shipped photo runs 1.8× faster, a 1080p frame 5.8× (alternating, loaded machine); on our
-    real-face set recall goes 0.415 → 0.324, all of it faces under 1/12 of the frame, and false
-    faces 34 → 14 (``benchmarks/detectors.md``). ``min_face_fraction=0`` and
-    ``detect_short_side=0`` restore the old full-frame search.
+    already a face crop. The default is ``blazeface_short_tiled``: MediaPipe's short-range BlazeFace
+    (shipped in the package) over the whole frame and over tiles of ½, ¼ and ⅙ of its short side, so
+    the smallest face found is a fixed fraction of the frame. Why it and not Haar (the default until
+    2026-12-02) or MTCNN, on ``benchmarks/detectors.md``'s real-face set: recall 0.938 / 0.933
+    (seed 0 / held-out seed 1) against Haar's 0.324 / 0.344 and MTCNN's 0.926 / 0.961, false faces
+    10 / 5 against Haar's 14 / 20 and MTCNN's 16 / 12, and the shipped photo several times faster
+    than Haar (``benchmarks/pipeline_vs_fer.md``); five landmarks per face come with it.
+
+    The Haar settings below apply when ``name`` is ``haar``: OpenCV's usual ones with a minimum
+    face of 24 px or 1/12 of the frame's short side, whichever is larger, searched on the frame
+    scaled to a short side of at most 720 px (the cascade scans every scale from the minimum face
+    up, so a fixed 24 px on a large frame spends most of its time on faces too small to classify).
+    ``min_face_fraction=0`` and ``detect_short_side=0`` restore the full-frame search.
     """
 
-    name: str = "haar"
+    name: str = "blazeface_short_tiled"
     scale_factor: float = 1.1
     min_neighbors: int = 5
     min_size: int = 24

@@ -254,8 +254,8 @@ def test_five_points_follow_the_eye_line():
     np.testing.assert_allclose(rotated, pts @ np.array([[0, 1], [-1, 0]], np.float32), atol=1e-5)
 
 
-def test_registry_builds_every_variant_and_leaves_the_default_alone():
-    assert PreprocessSpec().detector.name == "haar"
+def test_registry_builds_every_variant_and_the_default_is_the_tiled_short_range():
+    assert PreprocessSpec().detector.name == "blazeface_short_tiled"
     for name, model, tiles in (("blazeface", "short_range.onnx", ()), ("blazeface_full", "full_range.onnx", ()),
                                ("blazeface_tiled", "full_range.onnx", (2, 4)),
                                ("blazeface_short_tiled", "short_range.onnx", (2, 4, 6))):
