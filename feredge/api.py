@@ -1,7 +1,7 @@
 """The Python API: from an image to its faces in three lines.
 
     import feredge
-    model = feredge.load()                      # the shipped model (or load("bundles/x"))
+    model = feredge.load()                      # the shipped model's prebuilt bundle (or load("bundles/x"))
     faces = model.predict("photo.jpg")          # a path, a numpy array (BGR, gray, BGRA) or a PIL image
     faces[0].label, faces[0].probability, faces[0].box
 
@@ -57,12 +57,14 @@ class Recognizer:
 
 def load(bundle: str | Path | None = None, *, runtime: str = "auto", device: str | None = None,
          detector: str | None = None) -> Recognizer:
-    """A :class:`Recognizer` for ``bundle`` (default: the shipped model's bundle, exported on first
-    use), on ``runtime`` (auto: the best installed one) and ``device``; ``detector`` overrides the
-    bundle's face detector (``haar``, ``mtcnn``, ``blazeface``…, ``none`` for face crops)."""
+    """A :class:`Recognizer` for ``bundle`` (default: the shipped model's prebuilt bundle, read from the
+    package and never written; a runtime that writes into its bundle, TensorRT, gets a copy in the
+    per-user cache: :mod:`feredge.default_bundle`), on ``runtime`` (auto: the best installed one) and
+    ``device``; ``detector`` overrides the bundle's face detector (``haar``, ``mtcnn``, ``blazeface``…,
+    ``none`` for face crops)."""
     from feredge.cli.common import ensure_default_bundle
 
-    path = Path(bundle) if bundle is not None else ensure_default_bundle(quiet=True)
+    path = Path(bundle) if bundle is not None else ensure_default_bundle(quiet=True, runtime=runtime)
     return Recognizer(Pipeline.from_bundle(path, runtime, detector=detector, device=device))
 
 

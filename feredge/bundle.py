@@ -620,6 +620,21 @@ def _commit(staging: Path, destination: Path, overwrite: bool) -> None:
     raise FeredgeError(f"{destination}: keeps changing under this export (another export running?); try again")
 
 
+def check_destination(destination: str | Path, *, overwrite: bool = False) -> None:
+    """Fail in one line if a bundle cannot be written at ``destination``: something is there and
+    ``overwrite`` is not set, or it is a file or a symbolic link. An export calls it before loading the
+    model (so a taken ``--output`` costs nothing), :func:`staged_bundle` again before writing, and the
+    final rename a last time (``RENAME_NOREPLACE``): the early checks only fail fast."""
+    destination = Path(destination)
+    if not os.path.lexists(destination):
+        return
+    if not overwrite:
+        raise FeredgeError(f"{destination}: already exists; pass --force to replace it")
+    if destination.is_symlink() or not destination.is_dir():
+        raise FeredgeError(f"{destination}: exists and is not a bundle directory (a file or a symbolic "
+                           "link); remove it or export elsewhere")
+
+
 @contextmanager
 def staged_bundle(destination: str | Path, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling directory; on success it replaces ``destination`` atomically.
@@ -632,11 +647,7 @@ def staged_bundle(destination: str | Path, *, overwrite: bool = False) -> Iterat
     """
     destination = Path(destination)
     _clean_leftovers(destination)
-    if os.path.lexists(destination) and not overwrite:
-        raise FeredgeError(f"{destination}: already exists; pass --force to replace it")
-    if os.path.lexists(destination) and (destination.is_symlink() or not destination.is_dir()):
-        raise FeredgeError(f"{destination}: exists and is not a bundle directory (a file or a symbolic "
-                           "link); remove it or export elsewhere")
+    check_destination(destination, overwrite=overwrite)
     destination.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=destination.parent, prefix=f".{destination.name}.staging-{os.getpid()}-"))
     try:

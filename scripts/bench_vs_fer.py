@@ -610,9 +610,9 @@ def main() -> None:
                          for k, v in row.get("versions", {}).items()})
         if row["side"] == "feredge" and row.get("settings"):
             feredge_settings = dict(row["settings"])
-    from feredge.cli.common import DEFAULT_BUNDLE
+    from feredge.default_bundle import SHIPPED_BUNDLE
 
-    feredge_settings["bundle"] = str(DEFAULT_BUNDLE)
+    feredge_settings["bundle"] = SHIPPED_BUNDLE.relative_to(SHIPPED_BUNDLE.parents[2]).as_posix()  # the prebuilt one
     from importlib.metadata import PackageNotFoundError, version
 
     for package in ("openvino", "onnxruntime"):

@@ -116,7 +116,7 @@ def _serving(args: argparse.Namespace) -> int:
     from feredge.runtimes.registry import runner_class
     from feredge.serve.load import load_run, local_run
 
-    bundle_dir = args.bundle or ensure_default_bundle(quiet=args.json)
+    bundle_dir = args.bundle or ensure_default_bundle(quiet=args.json, runtime="onnxruntime")
     bundle = Bundle.load(bundle_dir)
     faces = reference_faces(bundle.spec).batch
     with runner_class("onnxruntime").from_bundle(bundle) as runner:
@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> int:
     if args.model:
         refs = [ModelRef.parse(m) for m in args.model]
     else:
-        bundle_path = args.bundle or ensure_default_bundle(quiet=args.json)
+        bundle_path = args.bundle or ensure_default_bundle(quiet=args.json, runtime=args.runtimes or "auto")
         bundle = Bundle.load(bundle_path)
         if max(args.batch) > bundle.max_batch:
             raise FeredgeError(f"batch {max(args.batch)} exceeds the bundle's max batch {bundle.max_batch}")

@@ -10,8 +10,6 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 
-DEFAULT_BUNDLE = Path("bundles") / "mini_xception-openvino-fp32"
-
 
 def print_json(data: Any) -> None:
     json.dump(data, sys.stdout, indent=2, sort_keys=True, default=str)
@@ -26,24 +24,37 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
                     leave=False)
 
 
-def ensure_default_bundle(quiet: bool = False) -> Path:
-    """The shipped default model's bundle, exported on first use (needs the torch side)."""
+def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "auto") -> Path:
+    """The shipped model's bundle for ``runtime`` (or the runtimes a command runs) when no ``--bundle`` is given.
+
+    The prebuilt one in the package, as it is (read-only), or its copy in the per-user cache for a
+    runtime that writes into its bundle (:func:`feredge.default_bundle.default_bundle`). Only an
+    installation without the prebuilt bundle (package data left out) exports it, into the cache,
+    which needs the training side; a prebuilt bundle that fails to verify is an error, never re-exported.
+    """
+    from feredge.default_bundle import SHIPPED_BUNDLE, SHIPPED_PRECISION, SHIPPED_TARGET, cache_bundle_path
+    from feredge.default_bundle import default_bundle as prebuilt
     from feredge.errors import MissingBackendError
 
-    if (DEFAULT_BUNDLE / "manifest.json").is_file():
-        return DEFAULT_BUNDLE
+    if (SHIPPED_BUNDLE / "manifest.json").is_file():
+        return prebuilt(runtime)
     try:
         import torch  # noqa: F401  (the export below needs it; say so in one line rather than deep inside)
     except ImportError:
         raise MissingBackendError(
-            "no --bundle given, and the default model is exported on first use, which needs the training side: "
-            "pip install 'feredge[train]', or pass --bundle DIR") from None
-    from feredge.export.exporter import ExportOptions, export
+            f"no --bundle given, and this installation lacks the prebuilt default bundle ({SHIPPED_BUNDLE}); "
+            "reinstall feredge, install the training side to export it (pip install 'feredge[train]'), "
+            "or pass --bundle DIR") from None
+    from feredge.export.shipped import export_shipped
+    from feredge.models import DEFAULT_MODEL
 
+    cached = cache_bundle_path(DEFAULT_MODEL, SHIPPED_TARGET, SHIPPED_PRECISION)
+    if (cached / "manifest.json").is_file():
+        return cached
     if not quiet:
-        print(f"exporting the default model to {DEFAULT_BUNDLE} (first use)", file=sys.stderr)
-    export(ExportOptions(target="openvino", output=DEFAULT_BUNDLE))
-    return DEFAULT_BUNDLE
+        print(f"exporting the default model to {cached} (the prebuilt bundle is missing)", file=sys.stderr)
+    export_shipped(cached)
+    return cached
 
 
 def add_json_flag(parser: Any, what: str = "results") -> None:

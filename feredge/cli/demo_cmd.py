@@ -2,16 +2,21 @@
 
 Exports the shipped model to an ONNX + OpenVINO bundle, classifies the shipped face photo with
 it (annotated image written), and benchmarks every installed runtime — the whole flow a new user
-should see work before reading further.
+should see work before reading further. Where the training side (torch) is not installed — the
+core install a device gets — or ``--bundle`` names one, the export step is left out and the
+prebuilt default bundle (or the named one) is run as it is.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
+from typing import Any
 
 from feredge.cli import bench_cmd, export_cmd, infer_cmd
 from feredge.cli.args import OneLineParser, output_dir, positive_int
+from feredge.cli.common import ensure_default_bundle
 
 NAME = "demo"
 HELP = "export the shipped model, run it on the shipped face photo, and benchmark the runtimes"
@@ -21,14 +26,26 @@ EXAMPLE = "feredge demo --output feredge-demo"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", type=output_dir, default=Path("feredge-demo"),
                         help="directory for the bundle, annotated image and reports (default feredge-demo)")
+    parser.add_argument("--bundle", type=Path, help="run this bundle instead of exporting one (default: export the "
+                        "shipped model when torch is installed, else run its prebuilt bundle)")
     parser.add_argument("--iterations", type=positive_int, default=50, help="bench iterations per case (default 50)")
     parser.add_argument("--json", action="store_true", help="print each step's results as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
-    bundle = args.output / "bundle"
-    steps = [
-        (export_cmd, ["--target", "openvino", "--output", str(bundle), "--force"]),
+    import importlib.util
+
+    steps: list[tuple[Any, list[str]]] = []
+    if args.bundle is not None:
+        bundle = args.bundle
+    elif importlib.util.find_spec("torch") is None:
+        bundle = ensure_default_bundle(quiet=args.json)
+        print(f"note: the training side (torch) is not installed: no export step; running the prebuilt bundle "
+              f"{bundle}", file=sys.stderr)
+    else:
+        bundle = args.output / "bundle"
+        steps.append((export_cmd, ["--target", "openvino", "--output", str(bundle), "--force"]))
+    steps += [
         (infer_cmd, ["--bundle", str(bundle), "--annotate", str(args.output), "--output",
                      str(args.output / "faces.jsonl")]),
         (bench_cmd, ["--bundle", str(bundle), "--iterations", str(args.iterations), "--output",

@@ -27,7 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--model", help="registered model name (default: the shipped mini_xception)")
     source.add_argument("--checkpoint", type=Path, help="feredge checkpoint (.safetensors with .json sidecar)")
-    parser.add_argument("--output", "-o", type=output_dir, help="bundle directory (default bundles/MODEL-TARGET-PREC)")
+    parser.add_argument("--output", "-o", type=output_dir, help="bundle directory (default: the per-user cache, "
+                        "$XDG_CACHE_HOME/feredge/VERSION/MODEL-TARGET-PREC, ~/.cache without XDG_CACHE_HOME)")
     parser.add_argument("--max-batch", type=int_at_least(1, 4096), default=64,
                         help="largest batch the bundle accepts (default 64)")
     parser.add_argument("--force", action="store_true", help="replace an existing bundle directory")
@@ -72,6 +73,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from feredge.bundle import check_destination
+
+    if args.output is not None:  # before importing the export side (torch) and loading the model
+        check_destination(args.output, overwrite=args.force)
     from feredge.export.deepstream_options import DeepStreamOptions
     from feredge.export.exporter import ExportOptions, export
     from feredge.export.tensorrt.options import TrtExportOptions

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("sources", nargs="*", type=Path,
                         help="image files, directories of images, or video files (default: the shipped face photo)")
     parser.add_argument("--bundle", type=Path,
-                        help="bundle directory (default: the shipped model, exported on first use)")
+                        help="bundle directory (default: the shipped model's prebuilt bundle)")
     from feredge.preprocess.detect import DETECTORS
     from feredge.runtimes.registry import RUNTIMES
 
@@ -150,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     videos = [f for f in files if isinstance(f, int) or is_video_path(f)]
     if args.server:
         return _run_remote(files, videos, args, tally)
-    bundle = args.bundle or ensure_default_bundle(quiet=args.json)
+    bundle = args.bundle or ensure_default_bundle(quiet=args.json, runtime=args.runtime)
     sink: LineSink | None = None
     all_stats: list[dict[str, Any]] = []
     interrupted = False

@@ -25,12 +25,14 @@ from feredge.bundle import (
     CLASSIFIER,
     Bundle,
     BundleError,
+    check_destination,
     file_entry,
     file_precision,
     staged_bundle,
     write_manifest,
 )
 from feredge.calibration.reference import reference_faces
+from feredge.default_bundle import cache_bundle_path
 from feredge.errors import FeredgeError
 from feredge.export.context import ExportContext, ExportOptions
 from feredge.export.detector_network import add_detector_network
@@ -63,7 +65,9 @@ def toolchain_versions() -> dict[str, str]:
 
 
 def default_output(target: str, model: str, precision: str) -> Path:
-    return Path("bundles") / f"{model}-{target}-{precision}"
+    """Where an export without ``--output`` goes: the per-user cache (``$XDG_CACHE_HOME/feredge/VERSION/
+    MODEL-TARGET-PRECISION``), never the working directory."""
+    return cache_bundle_path(model, target, precision)
 
 
 def export(options: ExportOptions, progress: Callable[[str], None] | None = None) -> ExportResult:
@@ -78,6 +82,8 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
                            f"not {options.precision!r}")
     if not 1 <= options.max_batch <= 4096:
         raise FeredgeError(f"--max-batch must be between 1 and 4096, got {options.max_batch}")
+    if options.output is not None:  # a taken destination fails before the model loads, not after the export
+        check_destination(options.output, overwrite=options.force)
     step("loading model")
     source = resolve_source(options.model, options.checkpoint)
     output = options.output or default_output(target.name, source.name, options.precision)

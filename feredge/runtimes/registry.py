@@ -27,6 +27,9 @@ class RuntimeInfo:
     export_target: str = "onnx"
     #: the back end's own package, imported before a memory baseline so the baseline holds its libraries
     package: str = ""
+    #: the runner writes into the bundle it runs (TensorRT adds the engine it builds for this GPU), so
+    #: the read-only prebuilt default bundle is run from a cache copy (feredge.default_bundle)
+    writes_bundle: bool = False
 
 
 RUNTIMES: dict[str, RuntimeInfo] = {
@@ -44,7 +47,8 @@ RUNTIMES: dict[str, RuntimeInfo] = {
         RuntimeInfo("tensorrt", "feredge.runtimes.tensorrt.runner", "TensorRTRunner", ("tensorrt", "cuda"),
                     "TensorRT: JetPack's python3-libnvinfer on Jetson, or pip install tensorrt "
                     "--extra-index-url https://pypi.nvidia.com; plus pip install cuda-python",
-                    aliases=("trt", "engine"), export_target="tensorrt", package="tensorrt"),
+                    aliases=("trt", "engine"), export_target="tensorrt", package="tensorrt",
+                    writes_bundle=True),
     )
 }
 #: ``runtime="auto"`` takes the first available runtime in this order that the bundle has files for
