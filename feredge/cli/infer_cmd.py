@@ -1,4 +1,7 @@
-"""``feredge infer``: images, a directory, videos or a camera → one JSON record per face (+ annotated copies).
+"""``feredge infer``: images, a directory, videos, a camera or URLs → one JSON record per face (+ annotated copies).
+
+URLs stay strings (:mod:`feredge.cli.sources`): http(s) images are downloaded and decoded like files,
+``rtsp://`` and http(s) videos go to OpenCV as the URL; a URL that fails makes the exit status 1.
 
 Images go through :class:`~feredge.runtimes.pipeline.Pipeline` one by one. Videos and cameras go
 through :class:`~feredge.video.processor.VideoProcessor`: faces get track ids, probabilities are

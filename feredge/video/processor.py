@@ -24,7 +24,7 @@ import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -141,7 +141,7 @@ class VideoProcessor:
                 on_frame(frame, faces)
         return self.stats
 
-    def results(self, source: FrameSource) -> Iterator[tuple[Frame, list[TrackedFace]]]:
+    def results(self, source: FrameSource) -> Generator[tuple[Frame, list[TrackedFace]], None, None]:
         """Process ``source``, yielding ``(frame, faces)`` for every processed frame, in order.
 
         The pull form of :meth:`run` (``Recognizer.stream`` iterates it): after :meth:`stop`, or when
@@ -224,7 +224,7 @@ class VideoProcessor:
         self.stats.inferences += len(inferred)
         return _Pending(frame, boxes, tracks, inferred, probabilities, [t.id for t in finished])
 
-    def _finish(self, item: _Pending) -> Iterator[tuple[Frame, list[TrackedFace]]]:
+    def _finish(self, item: _Pending) -> Generator[tuple[Frame, list[TrackedFace]], None, None]:
         """Yield ``item``'s frame with its faces (probabilities waited for, smoothed), then update the books."""
         t = time.perf_counter()
         rows = item.probabilities.result() if item.probabilities is not None else None

@@ -18,6 +18,7 @@ imports pandas when called — pandas is not a feredge dependency, and a missing
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -170,7 +171,7 @@ class VideoResults:
     def to_dataframe(self) -> Any:
         """:meth:`rows` as a ``pandas.DataFrame`` with :attr:`columns` (pandas imported here, not a dependency)."""
         try:
-            import pandas
+            pandas = importlib.import_module("pandas")  # by name: an optional package, without stubs here
         except ImportError:
             raise MissingBackendError("to_dataframe needs pandas, which feredge does not install: pip install pandas "
                                       "(or write the same table with to_csv(path))") from None
