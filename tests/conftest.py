@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from feredge.calibration.reference import demo_image_path, lfw_faces
+from tests.loopback import http_server  # noqa: F401 - the loopback HTTP server fixture (URL sources)
 
 
 @pytest.fixture(scope="session")

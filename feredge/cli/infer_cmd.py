@@ -1,4 +1,7 @@
-"""``feredge infer``: images, a directory, videos or a camera → one JSON record per face (+ annotated copies).
+"""``feredge infer``: images, a directory, videos, a camera or URLs → one JSON record per face (+ annotated copies).
+
+URLs stay strings (:mod:`feredge.cli.sources`): http(s) images are downloaded and decoded like files,
+``rtsp://`` and http(s) videos go to OpenCV as the URL; a URL that fails makes the exit status 1.
 
 Images go through :class:`~feredge.runtimes.pipeline.Pipeline` one by one. Videos and cameras go
 through :class:`~feredge.video.processor.VideoProcessor`: faces get track ids, probabilities are
@@ -28,6 +31,15 @@ from feredge.cli.args import (
     unit_interval,
 )
 from feredge.cli.common import ensure_default_bundle, progress
+from feredge.cli.sources import (
+    Source,
+    read_source_image,
+    source_arg,
+    source_bytes,
+    source_label,
+    source_stem,
+    split_sources,
+)
 from feredge.fileio import LineSink, write_text_atomic
 
 NAME = "infer"
@@ -38,8 +50,9 @@ VIDEO_EXAMPLE = ("feredge infer clip.mp4 --detector mtcnn --smoothing 0.5 --rein
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("sources", nargs="*", type=Path,
-                        help="image files, directories of images, or video files (default: the shipped face photo)")
+    parser.add_argument("sources", nargs="*", type=source_arg,
+                        help="image files, directories of images, video files, or URLs: http(s) images and videos, "
+                             "rtsp:// and other streams (default: the shipped face photo)")
     parser.add_argument("--bundle", type=Path,
                         help="bundle directory (default: the shipped model's prebuilt bundle)")
     from feredge.preprocess.detect import DETECTORS
@@ -104,15 +117,18 @@ class Tally:
     frames: int = 0
     faces: int = 0
     failed: list[str] = field(default_factory=list)
+    url_failures: int = 0  # URLs that could not be fetched, opened or read: the exit status says so
 
 
-def _expand(sources: list[Path], tally: Tally) -> list[Path]:
+def _expand(sources: list[Path | str], tally: Tally) -> list[Source]:
     """Files to process; missing paths and unsupported files become failures before any model work."""
     from feredge.preprocess.image_io import is_image_path, is_video_path
 
-    files: list[Path] = []
+    files: list[Source] = []
     for source in sources:
-        if source.is_dir():
+        if isinstance(source, str):  # a URL (feredge.cli.sources): checked when probed and fetched
+            files.append(source)
+        elif source.is_dir():
             try:
                 entries = sorted(p for p in source.iterdir() if p.is_file())
             except OSError as exc:
@@ -135,19 +151,20 @@ def _expand(sources: list[Path], tally: Tally) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from feredge.calibration.reference import demo_image_path
     from feredge.errors import FeredgeError
-    from feredge.preprocess.image_io import is_video_path
     from feredge.runtimes.pipeline import Pipeline
 
     tally = Tally()
     if args.camera is not None and args.sources:
         raise FeredgeError("give either --camera or source files, not both")
-    files: list[Path | int] = [args.camera] if args.camera is not None else list(
+    files: list[Source] = [args.camera] if args.camera is not None else list(
         _expand(args.sources or [demo_image_path()], tally))
+    before = len(tally.failed)
+    files, videos = split_sources(files, tally.failed)  # URLs: image or video, asked before any model work
+    tally.url_failures += len(tally.failed) - before
     if not files:  # nothing to run on: say so before loading (or exporting) a model
         for failure in tally.failed:
             print(f"feredge: error: {failure}", file=sys.stderr)
         return 1
-    videos = [f for f in files if isinstance(f, int) or is_video_path(f)]
     if args.server:
         return _run_remote(files, videos, args, tally)
     bundle = args.bundle or ensure_default_bundle(quiet=args.json, runtime=args.runtime)
@@ -169,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
                         if interrupted:
                             break
                 else:
-                    assert isinstance(path, Path)
+                    assert not isinstance(path, int)
                     _process(path, pipeline, args, tally, sink)
     finally:
         if sink:
@@ -184,10 +201,11 @@ def run(args: argparse.Namespace) -> int:
     print(summary, file=sys.stderr)
     if interrupted:
         return 130
-    return 1 if tally.frames == 0 and tally.failed else 0
+    # a URL that failed is worth retrying, so it fails the run even when other sources were processed
+    return 1 if (tally.frames == 0 and tally.failed) or tally.url_failures else 0
 
 
-def _run_remote(files: list[Path | int], videos: list[Path | int], args: argparse.Namespace, tally: Tally) -> int:
+def _run_remote(files: list[Source], videos: list[Source], args: argparse.Namespace, tally: Tally) -> int:
     """``--server``: each image's encoded bytes to the server's ``pipeline`` model (detector and
     classifier of the served bundle), its records printed as local ones are. Videos and cameras
     run where the frames are (``feredge infer`` without ``--server``): a stream over HTTP would
@@ -207,14 +225,15 @@ def _run_remote(files: list[Path | int], videos: list[Path | int], args: argpars
             if not live:
                 raise FeredgeError(f"no Triton ready at {args.server} (start one with `feredge serve BUNDLE`)")
             for path in progress(files, total=len(files), desc="images", enabled=len(files) > 1):
-                assert isinstance(path, Path)
+                assert not isinstance(path, int)
                 try:
-                    faces = client.faces(path.read_bytes())
+                    faces = client.faces(source_bytes(path))
                 except (FeredgeError, OSError) as exc:
-                    tally.failed.append(f"{path}: {exc}")
+                    tally.failed.append(f"{source_label(path)}: {exc}")
+                    tally.url_failures += isinstance(path, str)
                     continue
-                records = [{"source": str(path), "frame": 0, **face} for face in faces] or [
-                    {"source": str(path), "frame": 0, "box": None, "label": None, "status": "no_face"}]
+                records = [{"source": source_label(path), "frame": 0, **face} for face in faces] or [
+                    {"source": source_label(path), "frame": 0, "box": None, "label": None, "status": "no_face"}]
                 for record in records:
                     _emit(record, args.json, sink)
                 tally.images += 1
@@ -227,7 +246,7 @@ def _run_remote(files: list[Path | int], videos: list[Path | int], args: argpars
         print(f"feredge: error: {failure}", file=sys.stderr)
     print(f"{tally.images} file(s), {tally.faces} face(s) from {args.server}; {len(tally.failed)} failed",
           file=sys.stderr)
-    return 1 if tally.images == 0 and tally.failed else 0
+    return 1 if (tally.images == 0 and tally.failed) or tally.url_failures else 0
 
 
 def _video_options(args: argparse.Namespace) -> Any:
@@ -250,18 +269,19 @@ def _output_path(option: Path | None, annotate: Path | None, stem: str, suffix: 
     return annotate / f"{stem}{suffix}" if annotate is not None else None
 
 
-def _process_video(source: Path | int, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any,
+def _process_video(source: Source, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any,
                    several: bool) -> Any:
     from feredge.errors import FeredgeError
     from feredge.video.outputs import AnnotatedVideo, write_track_csv
     from feredge.video.processor import VideoProcessor
     from feredge.video.stream import CaptureSource
 
-    name = f"camera{source}" if isinstance(source, int) else source.stem
+    name = source_stem(source)
     try:
-        capture = CaptureSource(source)
+        capture = CaptureSource(source)  # a URL goes to OpenCV as the URL string
     except FeredgeError as exc:
         tally.failed.append(str(exc))
+        tally.url_failures += isinstance(source, str)
         return None
     processor = VideoProcessor(pipeline, _video_options(args))
     video = AnnotatedVideo(args.annotate / f"{name}.annotated.mp4", capture.fps) if args.annotate else None
@@ -289,6 +309,7 @@ def _process_video(source: Path | int, pipeline: Any, args: argparse.Namespace, 
         if processor.stats.frames:
             tally.images += 1
         tally.failed.append(str(exc))
+        tally.url_failures += isinstance(source, str)
     finally:
         restore()
         if video is not None:
@@ -324,25 +345,26 @@ def _stop_on_signals(stop: Any) -> Any:
     return restore
 
 
-def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any) -> None:
-    """One image file (videos go through :func:`_process_video`): its faces, records, annotated copy."""
+def _process(path: Path | str, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any) -> None:
+    """One image file or URL (videos go through :func:`_process_video`): its faces, records, annotated copy."""
     from feredge.errors import FeredgeError, OutputError
-    from feredge.preprocess.image_io import read_image, write_image
+    from feredge.preprocess.image_io import write_image
     from feredge.video.outputs import draw_detections
 
     frames_before = tally.frames
+    label = source_label(path)
     try:
-        decoded = read_image(path)
+        decoded = read_source_image(path)
         if decoded.note:
-            print(f"note: {path}: {decoded.note}", file=sys.stderr)
+            print(f"note: {label}: {decoded.note}", file=sys.stderr)
         result = pipeline.run(decoded.image, scale=decoded.scale)
         tally.frames += 1
         if args.annotate is not None:  # encoded in memory, written by temp-and-rename (write_image)
-            write_image(args.annotate / f"{path.stem}.annotated.jpg",
+            write_image(args.annotate / f"{source_stem(path)}.annotated.jpg",
                         draw_detections(decoded.image, result.faces, decoded.scale))
-        records = [{"source": str(path), "frame": 0, **face.to_dict()} for face in result.faces]
+        records = [{"source": label, "frame": 0, **face.to_dict()} for face in result.faces]
         if not records:
-            records = [{"source": str(path), "frame": 0, "box": None, "label": None, "status": "no_face"}]
+            records = [{"source": label, "frame": 0, "box": None, "label": None, "status": "no_face"}]
         tally.faces += len(result.faces)
         for record in records:
             _emit(record, args.json, sink)
@@ -353,6 +375,7 @@ def _process(path: Path, pipeline: Any, args: argparse.Namespace, tally: Tally, 
         if tally.frames > frames_before:  # classified, then its annotated copy could not be encoded
             tally.images += 1
         tally.failed.append(str(exc))
+        tally.url_failures += isinstance(path, str)
 
 
 def _emit(record: dict[str, Any], as_json: bool, sink: Any) -> None:

@@ -34,7 +34,7 @@ import shutil
 import stat
 import struct
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -395,6 +395,16 @@ def decode_image(path: str | Path, *, source: str | None = None, max_pixels: int
         data = path.read_bytes()
     except OSError as exc:
         raise _fail(source, f"cannot read ({exc.strerror or exc})") from None
+    return decode_image_bytes(data, source, max_pixels=max_pixels, max_bytes=max_bytes)
+
+
+def decode_image_bytes(data: bytes, source: str, *, max_pixels: int = MAX_PIXELS,
+                       max_bytes: int = MAX_DECODED_BYTES) -> np.ndarray:
+    """:func:`decode_image` for bytes already in memory (a download): the same checks, in the same order."""
+    if not data:
+        raise _fail(source, "empty (0 bytes)")
+    if len(data) > max_bytes:
+        raise _fail(source, f"{len(data) / MIB:.0f} MiB, above the {max_bytes / MIB:.0f} MiB limit")
     reason = truncation_reason(data)  # first: a cut-off file's header may be unreadable too
     if reason:
         raise _fail(source, reason)
@@ -416,7 +426,26 @@ def read_image(
     if path.exists() and not path.is_dir() and not is_image_path(path):
         raise _fail(source, f"unsupported extension {display_path(path.suffix) or '(none)'!r}; "
                             f"expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}")
-    array = decode_image(path, source=source, max_pixels=max_pixels, max_bytes=max_bytes)
+    return _decoded(lambda: decode_image(path, source=source, max_pixels=max_pixels, max_bytes=max_bytes),
+                    source, max_side)
+
+
+def read_image_bytes(
+    data: bytes, source: str, *, max_pixels: int = MAX_PIXELS, max_side: int = MAX_SIDE,
+    max_bytes: int = MAX_DECODED_BYTES,
+) -> DecodedImage:
+    """:func:`read_image` for encoded bytes in memory (a download, an upload): same checks, same result."""
+    return _decoded(lambda: decode_image_bytes(data, source, max_pixels=max_pixels, max_bytes=max_bytes),
+                    source, max_side)
+
+
+def _decoded(decode: Callable[[], np.ndarray], source: str, max_side: int) -> DecodedImage:
+    """The decoder's array as BGR uint8, downscaled above ``max_side`` (boxes map back by ``scale``).
+
+    ``decode`` is called here, not by the caller, so the undecoded-format array (16-bit, alpha) has
+    no other reference and is freed before the resize: one full-size array fewer at the peak.
+    """
+    array = decode()
     image = to_bgr_u8(array, source)
     del array
     h, w = image.shape[:2]

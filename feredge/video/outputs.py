@@ -49,6 +49,11 @@ class TrackedFace:
     probabilities: dict[str, float]
     inferred: bool
 
+    @property
+    def emotions(self) -> dict[str, float]:
+        """The probabilities under the name the ``fer`` package uses (as on a still image's faces)."""
+        return self.probabilities
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "track_id": self.track_id,

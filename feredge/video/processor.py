@@ -20,10 +20,11 @@ hold every processed frame and can be closed cleanly.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -95,6 +96,7 @@ class VideoStats:
                 f"{self.inferences} inference(s){saving}, {self.detections} detection(s), {self.tracks} track(s); "
                 f"dropped {s.dropped}, "
                 f"corrupt {s.corrupt}, missing {s.missing}, skipped {s.skipped}"
+                + (f", reconnects {s.reconnects}" if s.reconnects else "")
                 + ("; interrupted" if self.interrupted else ""))
 
 
@@ -133,6 +135,20 @@ class VideoProcessor:
         return [TrackRow(tid, history) for tid, history in self.histories.items() if history.frames_seen]
 
     def run(self, source: FrameSource, on_frame: OnFrame) -> VideoStats:
+        """Process ``source``, calling ``on_frame(frame, faces)`` for every processed frame, in order."""
+        with contextlib.closing(self.results(source)) as results:
+            for frame, faces in results:
+                on_frame(frame, faces)
+        return self.stats
+
+    def results(self, source: FrameSource) -> Generator[tuple[Frame, list[TrackedFace]], None, None]:
+        """Process ``source``, yielding ``(frame, faces)`` for every processed frame, in order.
+
+        The pull form of :meth:`run` (``Recognizer.stream`` iterates it): after :meth:`stop`, or when
+        the source ends or fails, the frames already submitted are still yielded (then a failure is
+        raised); a consumer that stops iterating (``break``, ``close()``) ends the run at once, and
+        the frames still computing are dropped. :attr:`stats` is complete once the iterator is done.
+        """
         o = self.options
         self.stats.source = source.name
         frames = FrameQueue(source, maxsize=o.queue_size, every=o.every, max_fps=o.max_fps, realtime=o.realtime,
@@ -142,27 +158,31 @@ class VideoProcessor:
         self.stats.inference_mode = classifier.mode
         pending: deque[_Pending] = deque()
         start = time.perf_counter()
+        failure: Exception | None = None
         try:
-            for frame in frames:
-                if self._stop.is_set():
-                    break
-                pending.append(self._submit(frame, classifier))
-                while len(pending) > max(0, o.in_flight):
-                    self._finish(pending.popleft(), on_frame)
-        finally:
-            self.stats.interrupted = self._stop.is_set()
-            frames.close()
             try:
-                while pending:
-                    self._finish(pending.popleft(), on_frame)
+                for frame in frames:
+                    if self._stop.is_set():
+                        break
+                    pending.append(self._submit(frame, classifier))
+                    while len(pending) > max(0, o.in_flight):
+                        yield from self._finish(pending.popleft())
+            except Exception as exc:  # the reader's or the detector's: deliver what was submitted, then raise it
+                failure = exc
             finally:
-                classifier.close()
-                self.tracker.flush()
-                self.stats.wall_s = time.perf_counter() - start
-                self.stats.tracks = len(self.histories)
-                self.stats.detect_reasons = dict(self.faces.scheduler.runs)
-                self.stats.memory = self.memory.summary()
-        return self.stats
+                self.stats.interrupted = self._stop.is_set()
+                frames.close()
+            while pending:
+                yield from self._finish(pending.popleft())
+            if failure is not None:
+                raise failure
+        finally:
+            classifier.close()
+            self.tracker.flush()
+            self.stats.wall_s = time.perf_counter() - start
+            self.stats.tracks = len(self.histories)
+            self.stats.detect_reasons = dict(self.faces.scheduler.runs)
+            self.stats.memory = self.memory.summary()
 
     def _timed(self, stage: str, since: float) -> float:
         now = time.perf_counter()
@@ -204,7 +224,8 @@ class VideoProcessor:
         self.stats.inferences += len(inferred)
         return _Pending(frame, boxes, tracks, inferred, probabilities, [t.id for t in finished])
 
-    def _finish(self, item: _Pending, on_frame: OnFrame) -> None:
+    def _finish(self, item: _Pending) -> Generator[tuple[Frame, list[TrackedFace]], None, None]:
+        """Yield ``item``'s frame with its faces (probabilities waited for, smoothed), then update the books."""
         t = time.perf_counter()
         rows = item.probabilities.result() if item.probabilities is not None else None
         t = self._timed("infer_wait", t)
@@ -228,7 +249,7 @@ class VideoProcessor:
                 probabilities={label: float(p) for label, p in zip(labels, value, strict=True)},
                 inferred=position in fresh,
             ))
-        on_frame(item.frame, faces)
+        yield item.frame, faces
         self._timed("output", t)
         for track_id in item.finished:
             self.smoothers.pop(track_id, None)

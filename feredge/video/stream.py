@@ -17,7 +17,12 @@ from the end of a stream, a cut-off file and a corrupt tail look the same.
 
 Paths reach OpenCV through :class:`~feredge.preprocess.image_io.OpenCVName` (a file name that is
 not UTF-8 crashed ``cv2.VideoCapture``); a camera index must be 0 or above (``-1``, OpenCV's
-"any camera", crashed it when none was present): :func:`check_camera_index`.
+"any camera", crashed it when none was present): :func:`check_camera_index`. URLs (``rtsp://``,
+http(s) videos) reach it as the URL string, with the FFmpeg backend and timeouts
+(:func:`~feredge.preprocess.url.open_stream_capture`). A live URL stream that drops is reopened a
+bounded number of times with growing pauses (:class:`ReconnectPolicy`): networks hiccup and cameras
+reboot, and a long unattended run should survive that; a file, or an http video with a known
+length, ends where it ends.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import numpy as np
 from feredge.errors import FeredgeError
 from feredge.mathops import softmax
 from feredge.preprocess.image_io import ImageError, OpenCVName, display_path, open_capture, to_bgr_u8
+from feredge.preprocess.url import DEFAULT_OPTIONS, UrlOptions, display_url, is_live_url, is_url, open_stream_capture
 
 
 @dataclass
@@ -56,6 +62,7 @@ class StreamStats:
     dropped: int = 0  # lost to back-pressure (queue full on a live source)
     queued: int = 0
     max_queue: int = 0
+    reconnects: int = 0  # a live URL stream dropped and was reopened
 
 
 class FrameSource(Protocol):
@@ -81,12 +88,37 @@ def check_camera_index(index: object) -> int:
     return int(index)
 
 
-class CaptureSource:
-    """A ``cv2.VideoCapture`` over a file path or a camera index."""
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a dropped live URL stream is reopened: up to ``retries`` tries, pausing ``delay`` seconds
+    before the first and doubling up to ``max_delay`` (0.5 + 1 + 2 + 4 + 8 s by default), then an error."""
 
-    def __init__(self, target: str | int | Path, *, max_bad_run: int = 25) -> None:
+    retries: int = 5
+    delay: float = 0.5
+    max_delay: float = 8.0
+
+    def delays(self) -> Iterator[float]:
+        delay = self.delay
+        for _ in range(self.retries):
+            yield delay
+            delay = min(self.max_delay, delay * 2)
+
+
+class CaptureSource:
+    """A ``cv2.VideoCapture`` over a file path, a camera index or a URL (rtsp://, http(s) video…).
+
+    ``live`` sources (cameras, streaming URLs, http videos without a frame count) drop frames when
+    processing falls behind and get wall-clock timestamps; live URLs are reopened by ``reconnect``
+    when they drop. ``url_options`` sets OpenCV's open/read timeouts for URLs.
+    """
+
+    def __init__(self, target: str | int | Path, *, max_bad_run: int = 25, reconnect: ReconnectPolicy | None = None,
+                 url_options: UrlOptions = DEFAULT_OPTIONS) -> None:
         self.live = isinstance(target, int | np.integer) and not isinstance(target, bool)
         self._alias: OpenCVName | None = None
+        self.url = target if isinstance(target, str) and is_url(target) else None
+        self.url_options = url_options
+        self._closing = threading.Event()
         if self.live:
             index = check_camera_index(target)
             self.name = f"camera:{index}"
@@ -94,14 +126,41 @@ class CaptureSource:
             if not self.capture.isOpened():
                 self.capture.release()
                 raise ImageError(f"{self.name}: cannot open camera", reason="cannot open camera")
+        elif self.url is not None:  # the URL string itself, never a Path (which would eat its '//')
+            self.name = display_url(self.url)
+            self.capture = open_stream_capture(self.url, url_options)
         else:
             self.name = display_path(str(target))
             self.capture, self._alias = open_capture(Path(str(target)))
         fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.fps = fps if 0.0 < fps < 1000.0 else 25.0
         count = int(self.capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        if self.url is not None:
+            self.live = is_live_url(self.url, count)
         self.frame_count = count if count > 0 and not self.live else None
         self.max_bad_run = max_bad_run
+        self.reconnect = (reconnect or ReconnectPolicy()) if self.url is not None and self.live else None
+
+    def _reopen(self, index: int, stats: StreamStats) -> bool:
+        """After a failed read of a live URL: reopen it per :attr:`reconnect`; False once closed meanwhile.
+
+        Raises :class:`ImageError` when every try failed.
+        """
+        assert self.url is not None and self.reconnect is not None
+        self.capture.release()
+        waited, tries = 0.0, 0
+        for delay in self.reconnect.delays():
+            if self._closing.wait(delay):
+                return False
+            waited, tries = waited + delay, tries + 1
+            try:
+                self.capture = open_stream_capture(self.url, self.url_options)
+            except ImageError:
+                continue
+            stats.reconnects += 1
+            return True
+        raise ImageError(f"{self.name}: the stream dropped after {index} frame(s) and did not come back "
+                         f"({tries} reconnect tries over {waited:g} s)", reason="stream dropped")
 
     def frames(self, stats: StreamStats) -> Iterator[Frame]:
         # ``index``: source position of the next good frame; failed reads are only counted as
@@ -111,6 +170,10 @@ class CaptureSource:
         while True:
             ok, image = self.capture.read()
             if not ok or image is None:
+                if self.reconnect is not None:  # a live stream has no end of its own: it dropped
+                    if not self._reopen(index, stats):
+                        break
+                    continue
                 bad_run += 1
                 if bad_run > self.max_bad_run or (
                         self.frame_count is not None and index + bad_run >= self.frame_count):
@@ -129,7 +192,12 @@ class CaptureSource:
         if stats.read == 0:
             raise ImageError(f"{self.name}: video has no decodable frames", reason="video has no decodable frames")
 
+    def interrupt(self) -> None:
+        """Stop waiting to reconnect (the reader is being stopped); safe from any thread."""
+        self._closing.set()
+
     def close(self) -> None:
+        self._closing.set()
         self.capture.release()
         if self._alias is not None:
             self._alias.close()
@@ -232,6 +300,9 @@ class FrameQueue:
 
     def stop(self) -> None:
         self._stop.set()
+        interrupt = getattr(self.source, "interrupt", None)  # e.g. a reconnect back-off: end its wait now
+        if interrupt is not None:
+            interrupt()
         self._thread.join(timeout=5.0)
 
     def close(self) -> None:
