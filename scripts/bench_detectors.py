@@ -23,7 +23,8 @@ face differently — Haar square and loose, MTCNN tall, BlazeFace square and tig
 rejects a box on the wrong face or a box the size of a head and shoulders); matching is one-to-one,
 best IoU first. Recall = matched truths / truths; false positives = unmatched detections.
 Everything is deterministic (seeded); ``--timing`` adds ms per frame at 640×360, 1280×720 and
-1920×1080 (median of ``--repeat`` calls after one warm-up, one thread).
+1920×1080 (median of ``--repeat`` calls after one warm-up, each detector with its default threads
+and runtime, as a user runs it: BlazeFace on OpenVINO when installed, every core).
 
 Usage::
 
@@ -333,7 +334,6 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="detector labels to run (default: all)")
     parser.add_argument("--save-images", type=Path, help="write every image of the set with its truth boxes")
     args = parser.parse_args()
-    cv2.setNumThreads(1)
     samples = build_set(args.seed)
     if args.save_images:
         args.save_images.mkdir(parents=True, exist_ok=True)
