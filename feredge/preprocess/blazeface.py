@@ -59,6 +59,13 @@ NUM_VALUES = 4 + 2 * NUM_KEYPOINTS + 1  # + the face logit
 DEFAULT_THREADS: int | None = None
 
 
+#: runner options the detector gets per runtime, under the caller's: OpenVINO at the device's own
+#: inference precision (bf16 on CPUs with AVX-512 BF16 / AMX, else f32). Why: the 21 views of the
+#: 512² photo took 22.8 ms in bf16 against 47.9 ms in f32 (alternating, AMD EPYC with avx512_bf16,
+#: loaded machine), with the same faces on the set of benchmarks/detectors.md; boxes move by < 1 px
+#: (export verifies it: feredge.export.detector_network.DEVICE_TOLERANCES). A classifier keeps f32.
+RUNNER_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"inference_precision": "device"}}
+
 #: half the ArcFace mouth width over its eye distance: mouth corners = mouth ∓ ratio·(right eye − left eye)
 MOUTH_HALF_WIDTH = float((ARCFACE_112[4, 0] - ARCFACE_112[3, 0]) / 2 / (ARCFACE_112[1, 0] - ARCFACE_112[0, 0]))
 
@@ -343,7 +350,8 @@ class BlazeFaceDetector:
             path = model_path or models_dir() / variant.model
             if not path.is_file():
                 raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
-            runner = runner_class(runtime)(path, threads=threads, **runner_options)
+            runner = runner_class(runtime)(path, threads=threads, **{**RUNNER_OPTIONS.get(runtime, {}),
+                                                                     **runner_options})
         path = runner.model_path
         self.runner = runner.activate()
         meta = self.runner.input_meta
@@ -478,5 +486,5 @@ def blazeface_from_network(bundle: Any, network: Any, spec: DetectorSpec, runtim
             return None
     runner = runner_class(runtime).from_bundle(bundle, network=network.role,
                                                threads=DEFAULT_THREADS if threads is None else threads,
-                                               **runner_options)
+                                               **{**RUNNER_OPTIONS.get(runtime, {}), **runner_options})
     return BlazeFaceDetector(spec, variant=variant, runner=runner)

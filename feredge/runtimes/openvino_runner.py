@@ -1,7 +1,10 @@
 """OpenVINO on the CPU.
 
-OpenVINO picks its own inference precision (bf16 on AMX CPUs) unless told; the runner forces
-``f32`` for fp32 bundles so parity means parity, and records the precision that actually ran.
+OpenVINO picks its own inference precision (bf16 on CPUs with AVX-512 BF16 or AMX) unless told;
+the runner forces ``f32`` for fp32 bundles so parity means parity, and records the precision that
+actually ran. ``inference_precision="device"`` leaves the choice to OpenVINO: the face detector
+runs that way (:mod:`feredge.preprocess.blazeface`), verified at the device's precision with its
+own tolerances (:mod:`feredge.export.detector_network`).
 
 :meth:`OpenVINORunner.async_queue` adds a non-blocking path for streams (video): several infer
 requests in flight through ``ov.AsyncInferQueue``, each submission answered by a
@@ -27,6 +30,8 @@ from feredge.runtimes.onnx_external import check_onnx_file
 #: bundle precision → OpenVINO INFERENCE_PRECISION_HINT. fp16 IR stores fp16 weights but the CPU
 #: plugin computes in f32 unless asked for bf16/f16; int8 runs the quantized ops whatever the hint.
 _PRECISION_HINT = {"fp32": "f32", "fp16": "f32", "int8": "f32"}
+#: the ``inference_precision`` option that sets no hint: OpenVINO's own choice for the device
+DEVICE_PRECISION = "device"
 
 
 class OpenVINORunner(Runner):
@@ -44,7 +49,8 @@ class OpenVINORunner(Runner):
         config: dict[str, Any] = {"PERFORMANCE_HINT": self.options.get("hint", "LATENCY")}
         hint = self.options.get("inference_precision") or _PRECISION_HINT.get(
             self.options.get("precision", "fp32"), "f32")
-        config["INFERENCE_PRECISION_HINT"] = hint
+        if hint != DEVICE_PRECISION:
+            config["INFERENCE_PRECISION_HINT"] = hint
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
         device = self.device.upper()  # OpenVINO's names: CPU, GPU, NPU, AUTO
