@@ -383,7 +383,7 @@ class Trainer:
     def _train_epoch(self, run: _Run, epoch: int, lr: float, started: float) -> tuple[list[float], bool]:
         """One pass over the loader at ``lr`` (0-based ``epoch``); returns the step losses and whether
         ``--max-minutes`` ran out part-way."""
-        from tqdm import tqdm
+        from feredge.progress import bar as progress_bar
 
         cfg = self.config
         for group in run.optimizer.param_groups:
@@ -400,8 +400,7 @@ class Trainer:
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
         losses: list[float] = []
-        bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
-                   leave=False)
+        bar = progress_bar(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", enabled=self.progress)
         for x, y, soft in bar:
             batch = Batch(x.to(run.device), y.to(run.device), soft.to(run.device))
             if self.dist is not None:
