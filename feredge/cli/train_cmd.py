@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.nproc > 1:
         from feredge.train.distributed import launch
 
-        launch(config.to_json(), args.nproc, as_json=args.json, threads=args.threads)
+        launch(config.to_json(), args.nproc, as_json=args.json, threads=args.threads, quiet=args.quiet)
         return 0
     from feredge.cli.train_worker import report
 

@@ -1,4 +1,4 @@
-"""One rank of ``feredge train --nproc N``: ``python -m feredge.cli.train_worker CONFIG.json [--json]``.
+"""One rank of ``feredge train --nproc N``: ``python -m feredge.cli.train_worker CONFIG.json [--json] [--quiet]``.
 
 Started by :func:`feredge.train.distributed.launch` (torchrun's agent) with torchrun's
 environment, or reached from ``feredge train`` when torchrun started that command by hand. Rank
@@ -46,8 +46,9 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
     silence_other_ranks(ctx)
     try:
         ctx.init()
-        log = (lambda text: print(text, file=sys.stderr)) if as_json else print
-        result = Trainer(config, log=log, dist=ctx).run()
+        from feredge.cli.train_cmd import epoch_log
+
+        result = Trainer(config, log=epoch_log(as_json), dist=ctx).run()
         if ctx.is_main:
             report(result, config.out, as_json)
         return 0
@@ -60,16 +61,18 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feredge.progress import quiet_mode
     from feredge.train.trainer import TrainConfig
 
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args
-    paths = [a for a in args if a != "--json"]
+    as_json, quiet = "--json" in args, "--quiet" in args
+    paths = [a for a in args if a not in ("--json", "--quiet")]
     if len(paths) != 1:
-        print("usage: python -m feredge.cli.train_worker CONFIG.json [--json]", file=sys.stderr)
+        print("usage: python -m feredge.cli.train_worker CONFIG.json [--json] [--quiet]", file=sys.stderr)
         return 2
     config = TrainConfig.from_json(json.loads(Path(paths[0]).read_text(encoding="utf-8")))
-    return run_rank(config, as_json)
+    with quiet_mode(quiet):
+        return run_rank(config, as_json)
 
 
 if __name__ == "__main__":
