@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,24 +118,10 @@ def run(args: argparse.Namespace) -> int:
 
         launch(config.to_json(), args.nproc, as_json=args.json, threads=args.threads, quiet=args.quiet)
         return 0
-    from feredge.cli.train_worker import report
+    from feredge.cli.train_worker import epoch_log, report
 
     report(Trainer(config, log=epoch_log(args.json)).run(), args.out, args.json)
     return 0
-
-
-def epoch_log(as_json: bool) -> Callable[[str], None]:
-    """Where the per-epoch lines go: stdout (the run's story), stderr under --json, nowhere under --quiet."""
-    from feredge.progress import note
-
-    return note if as_json else _print_unless_quiet
-
-
-def _print_unless_quiet(text: str) -> None:
-    from feredge.progress import echo, is_quiet
-
-    if not is_quiet():
-        echo(text)
 
 
 def resolve_recipe(args: argparse.Namespace) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,20 @@ def report(result: TrainResult, out: Path, as_json: bool) -> None:
               f"{result.last}")
 
 
+def epoch_log(as_json: bool) -> Callable[[str], None]:
+    """Where the per-epoch lines go: stdout (the run's story), stderr under --json, nowhere under --quiet."""
+    from feredge.progress import note
+
+    return note if as_json else _print_unless_quiet
+
+
+def _print_unless_quiet(text: str) -> None:
+    from feredge.progress import echo, is_quiet
+
+    if not is_quiet():
+        echo(text)
+
+
 def run_rank(config: TrainConfig, as_json: bool) -> int:
     """Train as the rank torchrun's environment names; the exit status."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -46,8 +61,6 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
     silence_other_ranks(ctx)
     try:
         ctx.init()
-        from feredge.cli.train_cmd import epoch_log
-
         result = Trainer(config, log=epoch_log(as_json), dist=ctx).run()
         if ctx.is_main:
             report(result, config.out, as_json)
