@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What runs on the device from a bundle: packages and modules (a name covers its submodules).
 DEVICE_SIDE = ("feredge.runtimes", "feredge.preprocess", "feredge.video", "feredge.bundle", "feredge.parity",
                "feredge.errors", "feredge.fileio", "feredge.dirswap", "feredge.labels", "feredge.serve",
-               "feredge.default_bundle")
+               "feredge.default_bundle", "feredge.progress")
 #: Distributions of the ``train`` and ``int8`` extras (pyproject.toml), by import name.
 TRAINING_PACKAGES = frozenset({"torch", "torchvision", "safetensors", "onnx", "onnxscript", "onnxconverter_common",
                                "modelopt", "nncf", "skimage"})

@@ -45,3 +45,32 @@ def test_verbose_shows_everything_on_stderr_never_stdout(capsys: pytest.CaptureF
     out, err = capsys.readouterr()
     assert out == ""
     assert "nncf says hello" in err and "INFO:nncf:2 ignored nodes" in err
+
+
+def test_command_scope_silences_warnings_and_opencv_but_leaves_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    from cv2.utils import logging as cv_logging
+
+    from feredge.logs import command_output
+
+    before = cv_logging.getLogLevel()
+    with command_output(verbose=False):
+        logging.getLogger("nncf").warning("nncf says hello")
+        logging.getLogger("openvino").warning("openvino deprecation")
+        warnings.warn("a library's FutureWarning", FutureWarning, stacklevel=1)  # torch, OpenVINO: Python warnings
+        print("our result")  # a command's own output on stdout is not taken over
+        assert cv_logging.getLogLevel() == cv_logging.LOG_LEVEL_ERROR
+        with third_party_output():  # a toolchain call inside follows the command: quiet, stdout dropped
+            print("INFO:nncf:inside an export")
+    assert cv_logging.getLogLevel() == before
+    out, err = capsys.readouterr()
+    assert "our result" in out and "nncf" not in out
+    assert "FutureWarning" not in err and "nncf says hello" not in err and "openvino" not in err
+
+
+def test_command_scope_verbose_reaches_nested_toolchain_calls(capsys: pytest.CaptureFixture[str]) -> None:
+    from feredge.logs import command_output
+
+    with command_output(verbose=True), third_party_output():
+        print("INFO:nncf:shown")  # verbose: toolchain stdout moved to stderr
+    out, err = capsys.readouterr()
+    assert out == "" and "INFO:nncf:shown" in err

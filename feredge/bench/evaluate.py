@@ -53,21 +53,46 @@ def _runner_for(artifact: Path, runtime: str) -> tuple[Any, PreprocessSpec, tupl
     return TorchRunner.from_module(model, meta.spec.input_shape).activate(), meta.spec, meta.labels, "torch"
 
 
-def predict(runner: Any, crops: CropSet, spec: PreprocessSpec, batch: int = 32) -> np.ndarray:
+def predict(runner: Any, crops: CropSet, spec: PreprocessSpec, batch: int = 32, progress: bool = False) -> np.ndarray:
+    from feredge.progress import bar
+
     limit = min(batch, runner.max_batch or batch)
+    starts = range(0, len(crops), limit)
     return np.concatenate([runner.infer(normalise(crops.crops[i : i + limit], spec))
-                           for i in range(0, len(crops), limit)])
+                           for i in bar(starts, desc="evaluating", unit="batch", enabled=progress)])
+
+
+#: what a checkpoint file is called; a run folder (``feredge train --out``) holds these
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+def _not_a_bundle(folder: Path) -> FeredgeError:
+    """A folder without manifest.json: a training run (name its checkpoints) or not a bundle at all."""
+    found = sorted(p.name for p in folder.iterdir() if p.is_file() and p.suffix in CHECKPOINT_SUFFIXES
+                   and not p.name.startswith("trainer_state"))
+    if not found:
+        return FeredgeError(f"{folder}: not a bundle (no manifest.json) and holds no checkpoint "
+                            f"({', '.join(CHECKPOINT_SUFFIXES)}); pass a bundle directory or a checkpoint file")
+    usable = [name for name in found if name.endswith(".safetensors")]
+    if not usable:  # .pt / .pth: pickles, which feredge never loads
+        return FeredgeError(f"{folder}: not a bundle (no manifest.json); found {', '.join(found)}, which feredge "
+                            "does not load (pickle); pass a .safetensors checkpoint from feredge train")
+    best = "best.safetensors" if "best.safetensors" in usable else usable[0]
+    return FeredgeError(f"{folder}: a folder of checkpoints, not a bundle (no manifest.json); pass one of them, "
+                        f"e.g. {folder / best} (found: {', '.join(found)})")
 
 
 def evaluate(artifact: str | Path, data: str | Path, *, fmt: str = "folder", split: str = "test",
-             runtime: str = "auto") -> Evaluation:
+             runtime: str = "auto", progress: bool = False) -> Evaluation:
     artifact = Path(artifact)
     if not artifact.exists():
         raise FeredgeError(f"{artifact}: no such checkpoint or bundle")
+    if artifact.is_dir() and not (artifact / "manifest.json").is_file():
+        raise _not_a_bundle(artifact)
     runner, spec, labels, name = _runner_for(artifact, runtime)
     try:
-        crops = make_crops(load_dataset(fmt, data, split=split, labels=labels), spec)
-        logits = predict(runner, crops, spec)
+        crops = make_crops(load_dataset(fmt, data, split=split, labels=labels), spec, progress=progress)
+        logits = predict(runner, crops, spec, progress=progress)
     finally:
         runner.deactivate()
     report = classification_report(crops.labels, logits.argmax(1), labels)

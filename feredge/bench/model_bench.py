@@ -158,7 +158,10 @@ def export_bundle(ref: ModelRef, target: str, precision: str, workdir: Path, cal
             else None)
     options = ExportOptions(target=target, precision=precision, output=out, force=True, model=ref.name,
                             checkpoint=ref.checkpoint, int8=int8)
-    export(options)
+    from feredge.logs import third_party_output
+
+    with third_party_output():  # NNCF and the ONNX exporter print on stdout, which may be `bench --json`
+        export(options)
     return out
 
 
@@ -203,6 +206,7 @@ def _row(model: str, precision: str, case: CaseResult, stats: dict[str, Any], si
 
 def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] | None = None) -> ModelResult:
     from feredge.bundle import Bundle
+    from feredge.progress import bar
     from feredge.runtimes.registry import resolve_name, runtime_info
 
     say = log or (lambda text: print(text, file=sys.stderr))
@@ -231,46 +235,46 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
     result: ModelResult | None = None
     precisions = [Bundle.load(ref.bundle).precision] if ref.bundle is not None else config.precisions
     ov_default = device_default_precision()
-    for precision in precisions:
-        for runtime in runtimes:
-            name = resolve_name(runtime)
-            target = runtime_info(name).export_target
-            if name == "torch" and precision != "fp32":
-                skips.append(Skip(ref.label, precision, name, "PyTorch eager runs the fp32 weights only (its fp32 "
-                                  "row is the reference)"))
+    cases = [(precision, runtime) for precision in precisions for runtime in runtimes]
+    for precision, runtime in bar(cases, desc=f"bench {ref.label}", unit="case"):
+        name = resolve_name(runtime)
+        target = runtime_info(name).export_target
+        if name == "torch" and precision != "fp32":
+            skips.append(Skip(ref.label, precision, name, "PyTorch eager runs the fp32 weights only (its fp32 "
+                              "row is the reference)"))
+            continue
+        found = bundle_for(target, precision)
+        if isinstance(found, Skip):
+            skips.append(Skip(ref.label, precision, name, found.reason))
+            continue
+        bundle = Bundle.load(found)
+        if result is None:
+            macs, params = model_complexity(bundle)
+            result = ModelResult(ref.label, bundle.model_name, list(bundle.spec.input_shape), macs, params)
+        result.bundles[f"{target}/{precision}"] = str(found)
+        role = runner_role(bundle, name)
+        if role is None:
+            skips.append(Skip(ref.label, precision, name, f"bundle {found} has no file for {name}"))
+            continue
+        ran = bundle.role_precision(role)  # the row names the file that ran (an INT8 IR's bundle: fp32 ONNX)
+        batches = [b for b in config.batches if b <= bundle.max_batch]
+        variants: list[tuple[str, str | None]] = [("", None)]
+        kept_float = bundle.manifest.get("int8", {}).get("excluded") or []
+        if kept_float and ran == "int8":  # mixed precision (the gate's layer search): say so in the row
+            variants = [(f"{len(kept_float)} layers kept in float", None)]
+        if name == "openvino" and ran == "fp32" and ov_default and ov_default != "f32":
+            variants.append((f"{DEVICE_DEFAULT} ({ov_default})", ov_default))  # see feredge.bench.variants
+        for variant, hint in variants:
+            spec = CaseSpec(str(found), name, batches, config.warmup, config.iterations, config.threads, hint)
+            say(f"  {ref.label} {ran} {name}{' ' + variant if variant else ''}: batches {batches}")
+            case = run_case_subprocess(spec) if config.isolate else _in_process(spec)
+            if case.error:
+                skips.append(Skip(ref.label, precision, name, f"run failed: {case.error}"))
                 continue
-            found = bundle_for(target, precision)
-            if isinstance(found, Skip):
-                skips.append(Skip(ref.label, precision, name, found.reason))
-                continue
-            bundle = Bundle.load(found)
-            if result is None:
-                macs, params = model_complexity(bundle)
-                result = ModelResult(ref.label, bundle.model_name, list(bundle.spec.input_shape), macs, params)
-            result.bundles[f"{target}/{precision}"] = str(found)
-            role = runner_role(bundle, name)
-            if role is None:
-                skips.append(Skip(ref.label, precision, name, f"bundle {found} has no file for {name}"))
-                continue
-            ran = bundle.role_precision(role)  # the row names the file that ran (an INT8 IR's bundle: fp32 ONNX)
-            batches = [b for b in config.batches if b <= bundle.max_batch]
-            variants: list[tuple[str, str | None]] = [("", None)]
-            kept_float = bundle.manifest.get("int8", {}).get("excluded") or []
-            if kept_float and ran == "int8":  # mixed precision (the gate's layer search): say so in the row
-                variants = [(f"{len(kept_float)} layers kept in float", None)]
-            if name == "openvino" and ran == "fp32" and ov_default and ov_default != "f32":
-                variants.append((f"{DEVICE_DEFAULT} ({ov_default})", ov_default))  # see feredge.bench.variants
-            for variant, hint in variants:
-                spec = CaseSpec(str(found), name, batches, config.warmup, config.iterations, config.threads, hint)
-                say(f"  {ref.label} {ran} {name}{' ' + variant if variant else ''}: batches {batches}")
-                case = run_case_subprocess(spec) if config.isolate else _in_process(spec)
-                if case.error:
-                    skips.append(Skip(ref.label, precision, name, f"run failed: {case.error}"))
-                    continue
-                size = artifact_bytes(bundle, name)
-                for stats in case.latency:
-                    result.rows.append(_row(ref.label, ran, case, stats, size, result.macs, config.peak_gflops,
-                                            variant))
+            size = artifact_bytes(bundle, name)
+            for stats in case.latency:
+                result.rows.append(_row(ref.label, ran, case, stats, size, result.macs, config.peak_gflops,
+                                        variant))
     if result is None:
         raise FeredgeError(f"{ref.label}: nothing could be benchmarked: " + "; ".join(s.reason for s in skips[:3]))
     result.skipped.extend(skips)

@@ -126,7 +126,7 @@ def build_calibration_set(path: str | Path, spec: PreprocessSpec, labels: tuple[
                               tuple(labels), "reference", "reference", None)
     path = Path(path)
     if path.suffix.lower() in (".npy", ".npz") or fmt in ("npy", "npz"):
-        return _from_npy(path, spec, labels, size)
+        return _warn_if_short(_from_npy(path, spec, labels, size), size)
     if not path.exists():
         raise FeredgeError(f"--calib {display_path(path)}: no such file or folder")
     if size < 1:
@@ -134,8 +134,23 @@ def build_calibration_set(path: str | Path, spec: PreprocessSpec, labels: tuple[
     if fmt == "auto":
         fmt = "folder" if path.is_dir() and _looks_like_class_folders(path, labels) else IMAGES_FORMAT
     if fmt == IMAGES_FORMAT:
-        return from_images(path, spec, labels, size=size, seed=seed)
-    return from_dataset(path, spec, labels, fmt=fmt, split=split, size=size, seed=seed)
+        return _warn_if_short(from_images(path, spec, labels, size=size, seed=seed), size)
+    return _warn_if_short(from_dataset(path, spec, labels, fmt=fmt, split=split, size=size, seed=seed), size)
+
+
+def _warn_if_short(calib: CalibrationSet, size: int) -> CalibrationSet:
+    """One warning line when the data held fewer faces than asked: INT8 ranges from 5 faces are not
+    the ranges of 256, and a silent shortfall looks like a calibration that went as planned. (The
+    fixed ``reference`` set is what it is, 132 faces, and is not warned about.)"""
+    if len(calib) < size:
+        from feredge.progress import warn
+
+        photos = len({source.split("#", 1)[0] for source in calib.sources})
+        where = f" in {photos} photo(s)" if calib.fmt == IMAGES_FORMAT else ""
+        skipped = f", {len(calib.skipped)} file(s) skipped" if calib.skipped else ""
+        warn(f"--calib {calib.origin}: {len(calib)} calibration face(s){where}{skipped}, fewer than the {size} asked "
+             f"(--calib-size); INT8 ranges from few faces may clip real ones")
+    return calib
 
 
 def _looks_like_class_folders(root: Path, labels: tuple[str, ...]) -> bool:

@@ -4,7 +4,9 @@ Expected failures print one ``feredge: error: ...`` line and exit 2, with no tra
 :class:`FeredgeError`, an OS error (unreadable, read-only, full disk, a directory where a file is
 needed; :func:`os_error_line` adds what to do), and a bad argument (one line naming ``--help``
 instead of argparse's usage block). Anything else is a bug and keeps its traceback. Every command
-has ``--help`` with an example and a ``--json`` output.
+has ``--help`` with an example and a ``--json`` output, and takes ``--quiet`` (no notes or progress
+bars; errors, warnings and results stay) and ``--verbose`` (the toolchains' own log lines and warnings
+on stderr, silenced otherwise: :mod:`feredge.logs`).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from feredge.cli import (
     train_cmd,
 )
 from feredge.cli.args import OneLineParser
+from feredge.cli.common import add_output_flags
 from feredge.errors import FeredgeError
 from feredge.version import __version__
 
@@ -89,8 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
         child = sub.add_parser(
             cmd.NAME, help=cmd.HELP, description=cmd.HELP, epilog=f"example:\n  {cmd.EXAMPLE}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog_factory=getattr(cmd, "help_epilog", None),
         )
         cmd.add_arguments(child)
+        add_output_flags(child)
         child.set_defaults(handler=cmd.run)
     return parser
 
@@ -110,8 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    from feredge.logs import command_output
+    from feredge.progress import quiet_mode
+
     try:
-        return int(args.handler(args))
+        with quiet_mode(args.quiet), command_output(args.verbose):
+            return int(args.handler(args))
     except FeredgeError as exc:
         print(f"feredge: error: {exc}", file=sys.stderr)
         return 2

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def _number(kind: type, text: str) -> float:
@@ -89,7 +90,22 @@ def _parents_are_directories(path: Path) -> None:
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse with a one-line error (the usage stays in ``--help``); exit status 2, as argparse's."""
+    """argparse with a one-line error (the usage stays in ``--help``); exit status 2, as argparse's.
+
+    ``epilog_factory``: text appended to the epilog when help is shown, computed then and not when
+    the parser is built (``feredge train``'s per-model defaults come from the model registry, which
+    needs torch; building the parser must not).
+    """
+
+    def __init__(self, *args: Any, epilog_factory: Callable[[], str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._epilog_factory = epilog_factory
+
+    def format_help(self) -> str:
+        if self._epilog_factory is not None:
+            extra, self._epilog_factory = self._epilog_factory(), None
+            self.epilog = f"{self.epilog}\n\n{extra}" if self.epilog else extra
+        return super().format_help()
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"feredge: error: {message} (see '{self.prog} --help')\n")

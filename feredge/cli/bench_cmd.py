@@ -150,6 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from feredge.bench.model_bench import MatrixConfig, ModelRef, bench_model, device_default_precision, parse_calib
     from feredge.bundle import Bundle
     from feredge.errors import FeredgeError
+    from feredge.progress import note
 
     _validate(args)
     if args.server:
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
 
     def log(text: str) -> None:
         if not quiet:
-            print(text, file=sys.stderr)
+            note(text)
 
     if args.model:
         refs = [ModelRef.parse(m) for m in args.model]
@@ -195,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
                                 "one subprocess per runtime case; peak = /proc/self/status VmHWM after a clear_refs "
                                 "reset once the back end is imported; 'model MB' = peak - that baseline")
     models = []
-    for ref in progress(refs, total=len(refs), desc="bench", enabled=not quiet):
+    for ref in progress(refs, total=len(refs), desc="models", enabled=not quiet and len(refs) > 1):
         log(f"{ref.label}:")
         models.append(bench_model(ref, config, log=log))
     rows = [row for m in models for row in m.rows]

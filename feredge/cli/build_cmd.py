@@ -9,7 +9,6 @@ device is kept unless ``--force``.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from feredge.cli.common import add_json_flag, print_json
@@ -52,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
                   "--force rebuilds it")
         return 0
     quiet = bool(args.json)
-    built = build_into_bundle(bundle, local, log=None if quiet else lambda text: print(f"  {text}", file=sys.stderr))
+    from feredge.progress import note
+
+    built = build_into_bundle(bundle, local, log=None if quiet else lambda text: note(f"  {text}"))
     if args.json:
         print_json({"key": str(built.key), "engine": built.engine, "built": True, "device": local.device})
     else:

@@ -17,11 +17,10 @@ def print_json(data: Any) -> None:
 
 
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", enabled: bool = True) -> Iterator[T]:
-    """A tqdm bar on stderr when it is a terminal (``disable=None``), never on stdout."""
-    from tqdm import tqdm
+    """:func:`feredge.progress.bar` over ``items`` (stderr, terminals only, off under ``--quiet``)."""
+    from feredge.progress import bar
 
-    yield from tqdm(items, total=total, desc=desc, disable=None if enabled else True, file=sys.stderr,
-                    leave=False)
+    yield from bar(items, total=total, desc=desc, enabled=enabled)
 
 
 def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "auto") -> Path:
@@ -52,8 +51,13 @@ def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "a
     if (cached / "manifest.json").is_file():
         return cached
     if not quiet:
-        print(f"exporting the default model to {cached} (the prebuilt bundle is missing)", file=sys.stderr)
-    export_shipped(cached)
+        from feredge.progress import note
+
+        note(f"exporting the default model to {cached} (the prebuilt bundle is missing)")
+    from feredge.logs import third_party_output
+
+    with third_party_output():  # the ONNX exporter prints on stdout, which may be --json output
+        export_shipped(cached)
     return cached
 
 
@@ -61,10 +65,14 @@ def add_json_flag(parser: Any, what: str = "results") -> None:
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout")
 
 
-def add_verbose_flag(parser: Any) -> None:
-    parser.add_argument("--verbose", "-v", action="store_true",
-                        help="show the toolchains' own log lines and warnings (NNCF, ONNX Runtime, ModelOpt, torch) on "
-                             "stderr; by default they are silenced (feredge.logs)")
+def add_output_flags(parser: Any) -> None:
+    """``--quiet`` and ``--verbose``, which every command takes (the CLI adds them to each)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quiet", "-q", action="store_true",
+                       help="no notes or progress bars on stderr; errors, warnings and the results stay")
+    group.add_argument("--verbose", "-v", action="store_true",
+                       help="show the toolchains' own log lines and warnings (NNCF, ONNX Runtime, OpenVINO, "
+                            "ModelOpt, torch, OpenCV) on stderr; by default they are silenced (feredge.logs)")
 
 
 def format_table(rows: list[dict[str, Any]], columns: list[tuple[str, str]]) -> str:

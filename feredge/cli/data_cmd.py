@@ -26,15 +26,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from feredge.data.synth import write_fer2013_csv, write_folder
+    from feredge.data.synth.splits import DEFAULT_SPLITS, nonempty_split_counts
     from feredge.errors import FeredgeError
+    from feredge.progress import warn
 
     if args.output.exists() and any(args.output.iterdir()):
         raise FeredgeError(f"{args.output}: exists and is not empty; choose a new directory")
+    splits, adjusted = nonempty_split_counts(args.per_class)
+    if adjusted:  # e.g. --per-class 5: 10 % val/test rounds to 0 images, a set nothing can be validated on
+        shares = " / ".join(f"{100 * v:.0f} %" for v in DEFAULT_SPLITS.values())
+        warn(f"--per-class {args.per_class}: {shares} ({'/'.join(DEFAULT_SPLITS)}) would leave a split empty; "
+             f"writing {' / '.join(f'{n} {name}' for name, n in splits.items())} per class")
     with new_directory(args.output) as staging:  # a failed or killed run leaves no half-written set
         if args.format == "folder":
-            counts = write_folder(staging, n_per_class=args.per_class, size=args.size, seed=args.seed)
+            counts = write_folder(staging, n_per_class=args.per_class, size=args.size, seed=args.seed,
+                                  splits=splits, progress=True)
         else:
-            counts = write_fer2013_csv(staging / "fer2013.csv", n_per_class=args.per_class, seed=args.seed)
+            counts = write_fer2013_csv(staging / "fer2013.csv", n_per_class=args.per_class, seed=args.seed,
+                                       splits=splits, progress=True)
     if args.json:
         print_json({"output": str(args.output), "splits": counts})
     else:

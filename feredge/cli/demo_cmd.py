@@ -16,7 +16,7 @@ from typing import Any
 
 from feredge.cli import bench_cmd, export_cmd, infer_cmd
 from feredge.cli.args import OneLineParser, output_dir, positive_int
-from feredge.cli.common import ensure_default_bundle
+from feredge.cli.common import add_output_flags, ensure_default_bundle
 
 NAME = "demo"
 HELP = "export the shipped model, run it on the shipped face photo, and benchmark the runtimes"
@@ -51,11 +51,14 @@ def run(args: argparse.Namespace) -> int:
         (bench_cmd, ["--bundle", str(bundle), "--iterations", str(args.iterations), "--output",
                      str(args.output / "bench.json")]),
     ]
+    shared = (["--json"] if args.json else []) + (["--quiet"] if args.quiet else []) + (
+        ["--verbose"] if args.verbose else [])
     for module, argv in steps:
         parser = OneLineParser(prog=f"feredge {module.NAME}")
         module.add_arguments(parser)
+        add_output_flags(parser)  # as the CLI gives every command
         print(f"$ feredge {module.NAME} {' '.join(argv)}")
-        code = module.run(parser.parse_args(argv + (["--json"] if args.json else [])))
+        code = module.run(parser.parse_args(argv + shared))
         if code:
             return code
     print(f"demo outputs in {args.output}/ (annotated image: {args.output}/astronaut.annotated.jpg)")

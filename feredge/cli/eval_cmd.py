@@ -16,7 +16,8 @@ EXAMPLE = "feredge eval runs/lfer/best.safetensors --data data/synth --split tes
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("artifact", type=Path, help="checkpoint (.safetensors) or bundle directory")
+    parser.add_argument("artifact", type=Path,
+                        help="checkpoint (.safetensors, e.g. runs/x/best.safetensors) or bundle directory")
     parser.add_argument("--data", type=Path, required=True, help="dataset root or CSV")
     parser.add_argument("--format", default="folder", help="dataset format (default folder)")
     parser.add_argument("--split", default="test", help="train, val or test (default test)")
@@ -29,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from feredge.bench.evaluate import evaluate
     from feredge.metrics import write_confusion_png
 
-    result = evaluate(args.artifact, args.data, fmt=args.format, split=args.split, runtime=args.runtime)
+    result = evaluate(args.artifact, args.data, fmt=args.format, split=args.split, runtime=args.runtime,
+                      progress=True)
     data = result.to_dict()
     if args.report_dir:
         write_text_atomic(args.report_dir / "eval.json", json.dumps(data, indent=2) + "\n")

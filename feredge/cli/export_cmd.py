@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
+from feredge.cli.common import add_json_flag, print_json
 
 NAME = "export"
 HELP = "export a model to a verified ONNX / OpenVINO / TensorRT-ready / DeepStream bundle"
@@ -68,7 +67,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ds.add_argument("--uri", action="append", default=[], metavar="URI",
                     help="a source URI (file://, rtsp://): once for every stream, or once per stream "
                          "(default: DeepStream's sample_720p.mp4)")
-    add_verbose_flag(parser)
     add_json_flag(parser, "the manifest")
 
 
@@ -95,11 +93,12 @@ def run(args: argparse.Namespace) -> int:
                                                       workspace_mb=args.workspace_mb, calib=args.calib),
                             deepstream=DeepStreamOptions(streams=args.streams, uris=tuple(args.uri)))
     from feredge.logs import third_party_output
+    from feredge.progress import note
 
     with third_party_output(args.verbose):
-        result = export(options, progress=None if args.json else lambda s: print(f"  {s}...", file=sys.stderr))
+        result = export(options, progress=None if args.json else lambda s: note(f"  {s}..."))
     for message in result.messages:
-        print(f"note: {message}", file=sys.stderr)
+        note(f"note: {message}")
     if args.json:
         print_json({"bundle": str(result.bundle), "manifest": result.manifest})
         return 0

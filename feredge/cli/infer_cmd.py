@@ -41,6 +41,7 @@ from feredge.cli.sources import (
     split_sources,
 )
 from feredge.fileio import LineSink, write_text_atomic
+from feredge.progress import echo, note
 
 NAME = "infer"
 HELP = "detect faces and classify their expressions in images, a directory or a video"
@@ -118,6 +119,7 @@ class Tally:
     faces: int = 0
     failed: list[str] = field(default_factory=list)
     url_failures: int = 0  # URLs that could not be fetched, opened or read: the exit status says so
+    skipped: int = 0  # files in a directory that are neither images nor videos (notes, sidecars)
 
 
 def _expand(sources: list[Path | str], tally: Tally) -> list[Source]:
@@ -135,11 +137,10 @@ def _expand(sources: list[Path | str], tally: Tally) -> list[Source]:
                 tally.failed.append(f"{source}: cannot list the directory ({exc.strerror})")
                 continue
             found = [p for p in entries if is_image_path(p) or is_video_path(p)]
-            for path in entries:
-                if path not in found:
-                    tally.failed.append(f"{path}: unsupported extension {path.suffix or '(none)'!r}; skipped")
-            if not entries:
-                tally.failed.append(f"{source}: directory has no files")
+            tally.skipped += len(entries) - len(found)  # a folder's readme.txt is not a failed image
+            if not found:
+                others = f" ({len(entries)} other file(s) skipped)" if entries else ""
+                tally.failed.append(f"{source}: directory has no images or videos{others}")
             files.extend(found)
         elif not source.exists():
             tally.failed.append(f"{source}: no such file or directory")
@@ -196,9 +197,8 @@ def run(args: argparse.Namespace) -> int:
                                                      indent=2, sort_keys=True, default=str) + "\n")
     for failure in tally.failed:
         print(f"feredge: error: {failure}", file=sys.stderr)
-    summary = (f"{tally.images} file(s), {tally.frames} frame(s), {tally.faces} face(s); "
-               f"{len(tally.failed)} failed")
-    print(summary, file=sys.stderr)
+    skipped = f", {tally.skipped} skipped (not images or videos)" if tally.skipped else ""
+    note(f"{tally.images} file(s), {tally.frames} frame(s), {tally.faces} face(s); {len(tally.failed)} failed{skipped}")
     if interrupted:
         return 130
     # a URL that failed is worth retrying, so it fails the run even when other sources were processed
@@ -272,6 +272,7 @@ def _output_path(option: Path | None, annotate: Path | None, stem: str, suffix: 
 def _process_video(source: Source, pipeline: Any, args: argparse.Namespace, tally: Tally, sink: Any,
                    several: bool) -> Any:
     from feredge.errors import FeredgeError
+    from feredge.video.console import VideoConsole, expected_frames
     from feredge.video.outputs import AnnotatedVideo, write_track_csv
     from feredge.video.processor import VideoProcessor
     from feredge.video.stream import CaptureSource
@@ -286,19 +287,15 @@ def _process_video(source: Source, pipeline: Any, args: argparse.Namespace, tall
     processor = VideoProcessor(pipeline, _video_options(args))
     video = AnnotatedVideo(args.annotate / f"{name}.annotated.mp4", capture.fps) if args.annotate else None
     label = capture.name
+    console = VideoConsole(label, expected_frames(capture.frame_count, args.every, args.max_frames),
+                           json_stdout=args.json, sink=sink)  # a bar, not a line per face per frame
 
     def on_frame(frame: Any, faces: list[Any]) -> None:
         if video is not None:
             video.write(frame.image, faces)
         base = {"source": label, "frame": frame.index, "timestamp": round(frame.timestamp, 3)}
-        records = [{**base, **face.to_dict()} for face in faces] or [
-            {**base, "box": None, "label": None, "status": "no_face"}]
-        for record in records:
-            _emit(record, args.json, sink)
-        if sink is not None:
-            sink.flush()
-        if args.json:
-            sys.stdout.flush()
+        console.frame([{**base, **face.to_dict()} for face in faces] or [
+            {**base, "box": None, "label": None, "status": "no_face"}])
 
     restore = _stop_on_signals(processor.stop)
     stats = None
@@ -312,6 +309,7 @@ def _process_video(source: Source, pipeline: Any, args: argparse.Namespace, tall
         tally.url_failures += isinstance(source, str)
     finally:
         restore()
+        console.close()
         if video is not None:
             video.close()
         tracks_path = _output_path(args.tracks, args.annotate, name, ".tracks.csv", several)
@@ -320,7 +318,7 @@ def _process_video(source: Source, pipeline: Any, args: argparse.Namespace, tall
         tally.frames += processor.stats.frames
         tally.faces += processor.stats.faces
     if stats is not None:
-        print(stats.line(), file=sys.stderr)
+        note(stats.line())
     return stats
 
 
@@ -356,7 +354,7 @@ def _process(path: Path | str, pipeline: Any, args: argparse.Namespace, tally: T
     try:
         decoded = read_source_image(path)
         if decoded.note:
-            print(f"note: {label}: {decoded.note}", file=sys.stderr)
+            note(f"note: {label}: {decoded.note}")
         result = pipeline.run(decoded.image, scale=decoded.scale)
         tally.frames += 1
         if args.annotate is not None:  # encoded in memory, written by temp-and-rename (write_image)
@@ -383,11 +381,11 @@ def _emit(record: dict[str, Any], as_json: bool, sink: Any) -> None:
     if sink is not None:
         sink.write(line)
     if as_json:
-        print(line)
+        echo(line)
     elif record.get("status") == "no_face":
-        print(f"{record['source']}#{record['frame']}: no face")
+        echo(f"{record['source']}#{record['frame']}: no face")
     else:
         x, y, w, h = record["box"]
         track = f" track {record['track_id']}" if "track_id" in record else ""
-        print(f"{record['source']}#{record['frame']}:{track} face at ({x},{y},{w}x{h}) → "
-              f"{record['label']} ({record['probability']:.1%})")
+        echo(f"{record['source']}#{record['frame']}:{track} face at ({x},{y},{w}x{h}) → "
+             f"{record['label']} ({record['probability']:.1%})")

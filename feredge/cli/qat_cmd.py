@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from feredge.cli.common import add_json_flag, add_verbose_flag, print_json
+from feredge.cli.common import add_json_flag, print_json
 
 NAME = "qat"
 HELP = "INT8 quantization-aware training: calibrate + fine-tune a checkpoint (ModelOpt), write a QAT checkpoint"
@@ -41,7 +40,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-minutes", type=float, help="stop fine-tuning after this many minutes")
     parser.add_argument("--no-overflow-fix", dest="overflow_fix", action="store_false",
                         help="full 8-bit weights (only for TensorRT or VNNI CPUs)")
-    add_verbose_flag(parser)
     add_json_flag(parser, "the QAT result")
 
 
@@ -74,4 +72,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _log(text: str) -> None:
-    print(text, file=sys.stderr)
+    from feredge.progress import note
+
+    note(text)

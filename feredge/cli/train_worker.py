@@ -1,4 +1,4 @@
-"""One rank of ``feredge train --nproc N``: ``python -m feredge.cli.train_worker CONFIG.json [--json]``.
+"""One rank of ``feredge train --nproc N``: ``python -m feredge.cli.train_worker CONFIG.json [--json] [--quiet]``.
 
 Started by :func:`feredge.train.distributed.launch` (torchrun's agent) with torchrun's
 environment, or reached from ``feredge train`` when torchrun started that command by hand. Rank
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,20 @@ def report(result: TrainResult, out: Path, as_json: bool) -> None:
               f"{result.last}")
 
 
+def epoch_log(as_json: bool) -> Callable[[str], None]:
+    """Where the per-epoch lines go: stdout (the run's story), stderr under --json, nowhere under --quiet."""
+    from feredge.progress import note
+
+    return note if as_json else _print_unless_quiet
+
+
+def _print_unless_quiet(text: str) -> None:
+    from feredge.progress import echo, is_quiet
+
+    if not is_quiet():
+        echo(text)
+
+
 def run_rank(config: TrainConfig, as_json: bool) -> int:
     """Train as the rank torchrun's environment names; the exit status."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
@@ -46,8 +61,7 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
     silence_other_ranks(ctx)
     try:
         ctx.init()
-        log = (lambda text: print(text, file=sys.stderr)) if as_json else print
-        result = Trainer(config, log=log, dist=ctx).run()
+        result = Trainer(config, log=epoch_log(as_json), dist=ctx).run()
         if ctx.is_main:
             report(result, config.out, as_json)
         return 0
@@ -60,16 +74,18 @@ def run_rank(config: TrainConfig, as_json: bool) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from feredge.progress import quiet_mode
     from feredge.train.trainer import TrainConfig
 
     args = list(sys.argv[1:] if argv is None else argv)
-    as_json = "--json" in args
-    paths = [a for a in args if a != "--json"]
+    as_json, quiet = "--json" in args, "--quiet" in args
+    paths = [a for a in args if a not in ("--json", "--quiet")]
     if len(paths) != 1:
-        print("usage: python -m feredge.cli.train_worker CONFIG.json [--json]", file=sys.stderr)
+        print("usage: python -m feredge.cli.train_worker CONFIG.json [--json] [--quiet]", file=sys.stderr)
         return 2
     config = TrainConfig.from_json(json.loads(Path(paths[0]).read_text(encoding="utf-8")))
-    return run_rank(config, as_json)
+    with quiet_mode(quiet):
+        return run_rank(config, as_json)
 
 
 if __name__ == "__main__":

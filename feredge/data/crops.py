@@ -37,13 +37,12 @@ class CropSet:
 
 def make_crops(dataset: FerDataset, spec: PreprocessSpec, *, progress: bool = False) -> CropSet:
     """Crop every labelled sample of ``dataset`` with ``spec``; samples carry their face box or are crops."""
-    from tqdm import tqdm
+    from feredge.progress import bar
 
     crops, labels, soft, sources = [], [], [], []
     skipped = list(dataset.skipped)
     k = len(dataset.labels)
-    for i in tqdm(range(len(dataset)), desc=f"cropping {dataset.split}", disable=None if progress else True,
-                  leave=False):
+    for i in bar(range(len(dataset)), desc=f"cropping {dataset.split}", unit="face", enabled=progress):
         sample = dataset[i]
         if sample.label is None:
             skipped.append((sample.source, "no label"))

@@ -308,10 +308,10 @@ def _fit_budget(ctx: ExportContext, target: str, request: Int8Request, backend: 
 
 
 def _progress(desc: str, total: int) -> Any:
-    """A progress bar on stderr when it is a terminal (tqdm's ``disable=None``), for a loop of ``total``."""
-    from tqdm import tqdm
+    """A progress bar (:func:`feredge.progress.bar`) for a loop of ``total`` layers."""
+    from feredge.progress import bar
 
-    return lambda items: tqdm(items, desc=desc, total=total, disable=None, leave=False)
+    return lambda items: bar(items, desc=desc, total=total, unit="layer")
 
 
 def _describe(budget: _Budget) -> str:

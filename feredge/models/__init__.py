@@ -11,6 +11,7 @@ import pkgutil
 from feredge.models.registry import (
     ModelEntry,
     PaperFigures,
+    TrainDefaults,
     count_macs,
     count_params,
     create_model,
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "ModelEntry",
     "PaperFigures",
+    "TrainDefaults",
     "count_macs",
     "count_params",
     "create_model",

@@ -9,13 +9,14 @@ that wants ImageNet initialisation loads it explicitly.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 from torchvision import models as tvm
 
 from feredge.labels import RAFDB_7
-from feredge.models.registry import PaperFigures, register_model
+from feredge.models.registry import RESNET_RECIPE, PaperFigures, TrainDefaults, register_model
 from feredge.preprocess.spec import PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -42,13 +43,19 @@ def _replace_fc(model: nn.Module, num_classes: int) -> nn.Module:
     return model
 
 
-@register_model("resnet18", spec=IMAGENET_224, labels=RAFDB_7, test_input_size=SMALL_TEST_SIZE)
+#: for the ResNet-based models nobody has trained here yet: resnet18's measured recipe
+BORROWED_RESNET_RECIPE = replace(RESNET_RECIPE, basis="not measured: resnet18's recipe")
+
+
+@register_model("resnet18", spec=IMAGENET_224, labels=RAFDB_7, test_input_size=SMALL_TEST_SIZE,
+                train_defaults=RESNET_RECIPE)
 def resnet18(num_classes: int = 7, **kw: Any) -> nn.Module:
     """ResNet-18 (torchvision, untrained) with a ``num_classes`` FC: the control for S4's backbone."""
     return _replace_fc(tvm.resnet18(weights=None, **kw), num_classes)
 
 
-@register_model("resnet50", spec=IMAGENET_224, labels=RAFDB_7, test_input_size=SMALL_TEST_SIZE)
+@register_model("resnet50", spec=IMAGENET_224, labels=RAFDB_7, test_input_size=SMALL_TEST_SIZE,
+                train_defaults=BORROWED_RESNET_RECIPE)
 def resnet50(num_classes: int = 7, **kw: Any) -> nn.Module:
     """ResNet-50 (torchvision, untrained) with a ``num_classes`` FC: the control for S1 and S2."""
     return _replace_fc(tvm.resnet50(weights=None, **kw), num_classes)
@@ -67,6 +74,8 @@ def resnet50(num_classes: int = 7, **kw: Any) -> nn.Module:
         "ShuffleNet-V2 paper gives 146 M MACs for 1.0×)",
     ),
     test_input_size=SMALL_TEST_SIZE,
+    train_defaults=TrainDefaults(epochs=48, optimizer="adamw", lr=3e-3, warmup_epochs=1, input_size=48,
+                                 basis="not measured: lfer_ldl's recipe (the same ShuffleNet-V2 1.0× trunk)"),
 )
 def shufflenet_v2(num_classes: int = 7, **kw: Any) -> nn.Module:
     """ShuffleNet-V2 1.0× (torchvision, untrained) with a ``num_classes`` FC: the control for S3.

@@ -32,7 +32,7 @@ from torch import nn
 
 from feredge.labels import FER2013_7
 from feredge.models.layers import SeparableConv2d, SqueezeExcitation, conv_bn_act
-from feredge.models.registry import PaperFigures, register_model
+from feredge.models.registry import PaperFigures, TrainDefaults, register_model
 from feredge.preprocess.spec import PreprocessSpec
 
 
@@ -248,6 +248,8 @@ GRAY_48 = PreprocessSpec(input_size=(48, 48), channels="gray", mean=(0.5,), std=
     seed="S0",
     sized_by_input=True,
     paper=PaperFigures(params_m=11.34, input_size=(48, 48), note="abstract and table 4"),
+    train_defaults=TrainDefaults(epochs=16, optimizer="adamw", lr=1e-3, warmup_epochs=1, input_size=32, dropout=0.0,
+                                 basis="measured: 93.6 % val, 5.6 min; dropout 0 (the paper's rates: chance)"),
 )
 def csam_net(num_classes: int = 7, **kw: Any) -> nn.Module:
     """S0 CSAM-Net: CSAM attention, three IHOR blocks with transitions, refinement module."""

@@ -19,7 +19,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from feredge.labels import RAFDB_7
-from feredge.models.controls import IMAGENET_224
+from feredge.models.controls import BORROWED_RESNET_RECIPE, IMAGENET_224
 from feredge.models.registry import PaperFigures, register_model
 
 
@@ -67,6 +67,7 @@ def eac_consistency_loss(cam: torch.Tensor, cam_of_flipped: torch.Tensor) -> tor
     seed="S2",
     paper=PaperFigures(input_size=(224, 224), note="accuracy only: over 90 % on RAF-DB basic"),
     test_input_size=(64, 64),
+    train_defaults=BORROWED_RESNET_RECIPE,
 )
 def eac_resnet50(num_classes: int = 7, **kw: Any) -> nn.Module:
     """S2 EAC: ResNet-50 classifier; the CAM-flip consistency branch is training-only."""

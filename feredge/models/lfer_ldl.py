@@ -26,7 +26,7 @@ from torchvision import models as tvm
 
 from feredge.labels import RAFDB_7
 from feredge.models.controls import IMAGENET_224
-from feredge.models.registry import PaperFigures, register_model
+from feredge.models.registry import PaperFigures, TrainDefaults, register_model
 
 STAGE2_WIDTH = 116
 CONV5_WIDTH = 1024
@@ -167,6 +167,8 @@ class LFERLDL(nn.Module):
         "ShuffleNet-V2 1.0× baseline: 291.48 M FLOPs, 146 M MACs in the ShuffleNet-V2 paper)",
     ),
     test_input_size=(64, 64),
+    train_defaults=TrainDefaults(epochs=48, optimizer="adamw", lr=3e-3, warmup_epochs=1, input_size=48,
+                                 basis="measured: 91.4 % val, 8.1 min"),
 )
 def lfer_ldl(num_classes: int = 7, **kw: Any) -> nn.Module:
     """S3 LFER-LDL: ShuffleNet-V2 1.0× + PDWRes + Mish output module (1.30 M params, 146 M MACs)."""

@@ -62,6 +62,35 @@ class PaperFigures:
 
 
 @dataclass(frozen=True)
+class TrainDefaults:
+    """What ``feredge train`` uses for this model where the command line gives no value.
+
+    A model's recipe is data beside its spec because one set of flag defaults cannot train every
+    model: csam_net stays at chance with its paper dropout, mini_xception from random weights keeps
+    validation at one class (Keras BatchNorm momentum), lfer_ldl needs AdamW at 3e-3 for 48 epochs.
+    ``basis`` says what the recipe reached where it was measured ("measured: ...", from
+    benchmarks/training.md: the synthetic set, 2 CPU cores) or, for a model nobody has trained here
+    yet, which measured recipe it borrows; ``feredge train --help`` shows the table.
+    """
+
+    epochs: int = 12
+    batch_size: int = 64
+    optimizer: str = "adamw"  # sgd | adamw
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 0
+    input_size: int | None = None  # square side; None: the spec's
+    dropout: float | None = None  # None: the model's own rates
+    init: str | None = None  # "pretrained": fine-tune the shipped weights; None: random weights
+    basis: str = "not measured"  # each field but this one is the ``feredge train`` flag of its name
+
+
+#: measured on the synthetic set (benchmarks/training.md): ResNet-18 from random weights at 64×64
+RESNET_RECIPE = TrainDefaults(epochs=12, optimizer="adamw", lr=1e-3, input_size=64,
+                              basis="measured: 97.1 % val, 2.6 min")
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     name: str
     builder: Callable[..., nn.Module]
@@ -78,6 +107,7 @@ class ModelEntry:
     # True when the architecture is built for one input size (flatten → FC, Keras-style padding):
     # the builder then takes ``input_size=(h, w)`` and training at another size passes it.
     sized_by_input: bool = False
+    train_defaults: TrainDefaults = field(default_factory=TrainDefaults)
 
     def build(self, **kwargs: Any) -> nn.Module:
         kwargs.setdefault("num_classes", len(self.labels))
@@ -102,6 +132,7 @@ def register_model(
     test_kwargs: dict[str, Any] | None = None,
     test_input_size: tuple[int, int] | None = None,
     sized_by_input: bool = False,
+    train_defaults: TrainDefaults | None = None,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator for a builder ``f(num_classes=..., **kw) -> nn.Module``."""
 
@@ -120,6 +151,7 @@ def register_model(
             test_kwargs=dict(test_kwargs or {}),
             test_input_size=test_input_size,
             sized_by_input=sized_by_input,
+            train_defaults=train_defaults or TrainDefaults(),
         )
         return builder
 

@@ -24,7 +24,7 @@ from torch import nn
 from torchvision import models as tvm
 
 from feredge.labels import RAFDB_7
-from feredge.models.controls import IMAGENET_224
+from feredge.models.controls import BORROWED_RESNET_RECIPE, IMAGENET_224
 from feredge.models.layers import SimAM, SpaceToDepthConv
 from feredge.models.registry import PaperFigures, register_model
 
@@ -102,6 +102,7 @@ class ResNet50CASimAMSC(nn.Module):
     seed="S1",
     paper=PaperFigures(input_size=(224, 224), note="accuracy only: 76.91 % on a 1,880-image own set"),
     test_input_size=(64, 64),
+    train_defaults=BORROWED_RESNET_RECIPE,
 )
 def resnet50_ca_simam_sc(num_classes: int = 7, **kw: Any) -> nn.Module:
     """S1: ResNet-50 with a stride-1 stem + SC, channel attention and two SimAM blocks."""

@@ -47,6 +47,7 @@ Design decisions (where the paper is silent or would not deploy):
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,7 @@ from torch import Tensor, nn
 from torchvision.models import resnet18
 
 from feredge.labels import RAFDB_7
-from feredge.models.registry import PaperFigures, register_model
+from feredge.models.registry import RESNET_RECIPE, PaperFigures, register_model
 from feredge.preprocess.spec import PreprocessSpec
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -498,6 +499,7 @@ class SPDAttentionDeploy(_SPDAttentionBody):
         note="RAF-DB 86.63 % (table 1); ResNet-18 over face + n crops (r = 0.75); params/MACs not reported",
     ),
     test_input_size=(64, 64),
+    train_defaults=replace(RESNET_RECIPE, basis="not measured: resnet18's recipe (its backbone)"),
 )
 def spd_attention(num_classes: int = 7, **kwargs: object) -> nn.Module:
     """SPD-Attention (S4): ResNet-18 over face + 4 crops, SPD-manifold attention; eigh-free deploy graph."""

@@ -67,6 +67,27 @@ def fit_budget(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, 
     measures them, called only when all-INT8 misses the budget; ``ranked_by`` names it."""
     if max_drop_points < 0:
         raise FeredgeError(f"the INT8 budget must be ≥ 0 points, got {max_drop_points}")
+    from feredge.progress import bar
+
+    # each try is a re-quantization measured in the runtime (seconds to minutes): one bar step per try
+    with bar(desc=f"int8: {metric} budget, layers kept in float", unit="try") as tries:
+        return _search(layers, _counted(evaluate, tries, fp32_accuracy), fp32_accuracy, max_drop_points,
+                       ranking=ranking, log=log, metric=metric, ranked_by=ranked_by)
+
+
+def _counted(evaluate: Evaluate, tries: Any, fp32_accuracy: float) -> Evaluate:
+    """``evaluate`` that advances the ``tries`` bar and shows the last try's size and drop."""
+    def run(excluded: frozenset[str]) -> float:
+        value = evaluate(excluded)
+        tries.set_postfix(kept=len(excluded), drop=f"{100 * (fp32_accuracy - value):.2f}", refresh=False)
+        tries.update(1)
+        return value
+
+    return run
+
+
+def _search(layers: Sequence[str], evaluate: Evaluate, fp32_accuracy: float, max_drop_points: float,
+            *, ranking: Ranking, log: Callable[[str], None], metric: str, ranked_by: str) -> BudgetResult:
     tried: dict[int, float] = {0: evaluate(frozenset())}
     int8 = tried[0]
 

@@ -286,7 +286,8 @@ def _failure_message(errors: Path, nproc: int, exitcodes: dict[int, int]) -> str
     return f"rank {first['rank']} of {nproc}: {first['message']}{where}"
 
 
-def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, threads: int | None = None) -> None:
+def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, threads: int | None = None,
+           quiet: bool = False) -> None:
     """Run ``nproc`` training workers on this machine and wait; a FeredgeError when any fails."""
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -306,7 +307,8 @@ def launch(config_json: dict[str, Any], nproc: int, *, as_json: bool = False, th
         rdzv_backend="c10d", rdzv_endpoint="127.0.0.1:0", local_addr="127.0.0.1", max_restarts=0,
         monitor_interval=0.1,
     )
-    args = ["-m", "feredge.cli.train_worker", str(config_path)] + (["--json"] if as_json else [])
+    args = (["-m", "feredge.cli.train_worker", str(config_path)] + (["--json"] if as_json else [])
+            + (["--quiet"] if quiet else []))
     saved = dict(os.environ)
     os.environ.update(_worker_env(nproc, threads))
     os.environ[ERRORS_ENV] = str(errors)

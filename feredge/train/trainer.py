@@ -75,6 +75,9 @@ class TrainConfig:
     threads: int | None = None
     max_minutes: float | None = None
     resume: bool = False
+    #: warn once when validation accuracy is still at chance after this many epochs (or the whole
+    #: run, if shorter): 1/classes + CHANCE_MARGIN at best
+    chance_epochs: int = 3
     params: ObjectiveParams = field(default_factory=ObjectiveParams)
 
     def to_json(self) -> dict[str, Any]:
@@ -162,6 +165,34 @@ class TrainResult:
                 "history": [asdict(h) for h in self.history]}
 
 
+#: what a run directory holds (the trainer's files and the CLI's history.json): what --force replaces
+RUN_FILES = ("best.safetensors", "best.json", "last.safetensors", "last.json", "trainer_state.safetensors",
+             "trainer_state.json", "history.json")
+#: accuracy points above 1/classes that still count as chance (a 280-face val split moves ±2 points by luck)
+CHANCE_MARGIN = 0.05
+
+
+def claim_run_dir(out: Path, *, resume: bool, force: bool) -> None:
+    """Make ``out`` this run's directory, before any work: a folder that holds files is reused only
+    to continue it (``resume``) or to start it again (``force``: the run's own files are removed,
+    anything else in it is left). Why: a second run into the same folder would silently mix its
+    ``best`` with the first run's, and a typo'd ``--out`` would overwrite a finished run."""
+    if resume and force:
+        raise FeredgeError("give --resume (continue the run in --out) or --force (start it again), not both")
+    if resume or not out.is_dir() or not any(out.iterdir()):
+        return  # resuming an empty or missing folder: _restore says there is nothing to resume
+    if not force:
+        raise FeredgeError(f"{out}: the run folder exists and holds files; pass --resume to continue it, "
+                           "--force to start it again, or another --out")
+    for name in RUN_FILES:
+        (out / name).unlink(missing_ok=True)
+
+
+def at_chance(accuracies: list[float], classes: int, margin: float = CHANCE_MARGIN) -> bool:
+    """True when the best of ``accuracies`` is no better than guessing one class (1/classes + margin)."""
+    return bool(accuracies) and max(accuracies) <= 1.0 / classes + margin
+
+
 def lr_at(config: TrainConfig, epoch: int) -> float:
     """Learning rate of ``epoch`` (0-based), a pure function so resuming needs no scheduler state."""
     if epoch < config.warmup_epochs:
@@ -247,17 +278,23 @@ def teacher_distributions(teacher: Path, dataset_split: Any, temperature: float,
 class Trainer:
     def __init__(self, config: TrainConfig, log: Callable[[str], None] = print, progress: bool = True,
                  model: nn.Module | None = None, extra_meta: dict[str, Any] | None = None,
-                 score: Callable[[nn.Module], float] | None = None, dist: DistContext | None = None) -> None:
+                 score: Callable[[nn.Module], float] | None = None, dist: DistContext | None = None,
+                 warn: Callable[[str], None] | None = None) -> None:
         """``model``: start from this module instead of a fresh registry build (fine-tuning, QAT);
         ``extra_meta``: merged into every checkpoint sidecar's ``extra`` (e.g. ``{"qat": {...}}``);
         ``score``: picks ``best`` (higher wins; called with the model in eval mode) instead of
         validation accuracy; ``dist``: this process is one rank of a data-parallel run (its process
-        group already initialised): ranks other than 0 neither log nor show progress."""
+        group already initialised): ranks other than 0 neither log nor show progress; ``warn``:
+        where a likely problem (accuracy at chance) is said, one line (default: stderr, as
+        ``feredge: warning:``)."""
+        from feredge.progress import warn as warn_on_stderr
+
         self.config, self.log, self.progress = config, log, progress
+        self.warn = warn or warn_on_stderr
         self.initial_model, self.extra_meta, self.score = model, dict(extra_meta or {}), score
         self.dist = dist
         if dist is not None and not dist.is_main:
-            self.log, self.progress = (lambda _: None), False
+            self.log, self.progress, self.warn = (lambda _: None), False, (lambda _: None)
 
     def run(self) -> TrainResult:
         cfg = self.config
@@ -275,6 +312,8 @@ class Trainer:
             epoch_start = time.monotonic()
             losses, stopped_early = self._train_epoch(run, epoch, lr, started)
             self._finish_epoch(run, epoch + 1, losses, lr, time.monotonic() - epoch_start)
+            if epoch + 1 == min(cfg.chance_epochs, cfg.epochs):
+                self._warn_if_at_chance(run)
             if stopped_early or self._out_of_time(started):
                 stopped_early = True
                 self.log(f"stopping: --max-minutes {cfg.max_minutes} reached")
@@ -287,6 +326,15 @@ class Trainer:
             check_ranks_agree(run.model, self.dist)
         return TrainResult(run.run_dir, run.run_dir / "best.safetensors", run.run_dir / "last.safetensors",
                            run.history, (time.monotonic() - started) / 60, stopped_early)
+
+    def _warn_if_at_chance(self, run: _Run) -> None:
+        """One line when every trained epoch so far validated at chance: the run is likely wasted."""
+        trained = [h.val["accuracy"] for h in run.history if h.epoch > 0]  # not QAT's baseline epoch 0
+        classes = len(run.labels)
+        if at_chance(trained, classes):
+            self.warn(f"validation accuracy is at chance after {len(trained)} epoch(s): best {max(trained):.1%}, "
+                      f"guessing one of {classes} classes gives {1 / classes:.1%}; check the labels, or use the "
+                      f"model's recipe (feredge train --help) or a lower --lr")
 
     def _prepare(self) -> _Run:
         """Everything before the first step, in a fixed order (the seeded RNG draws depend on it):
@@ -340,6 +388,10 @@ class Trainer:
     def _crops(self, labels: tuple[str, ...], spec: PreprocessSpec) -> tuple[CropSet, CropSet]:
         """Train and val crops; with a teacher, the train crops' soft targets are its distributions."""
         cfg = self.config
+        if self.progress:  # the first epoch's bar comes after loading and cropping, which take a while
+            from feredge.progress import note
+
+            note(f"loading {cfg.data} ({cfg.format}: {cfg.train_split} and {cfg.val_split} splits)")
         train_split = load_dataset(cfg.format, cfg.data, split=cfg.train_split, labels=labels)
         val_split = load_dataset(cfg.format, cfg.data, split=cfg.val_split, labels=labels)
         train = make_crops(train_split, spec, progress=self.progress)
@@ -383,7 +435,7 @@ class Trainer:
     def _train_epoch(self, run: _Run, epoch: int, lr: float, started: float) -> tuple[list[float], bool]:
         """One pass over the loader at ``lr`` (0-based ``epoch``); returns the step losses and whether
         ``--max-minutes`` ran out part-way."""
-        from tqdm import tqdm
+        from feredge.progress import bar as progress_bar
 
         cfg = self.config
         for group in run.optimizer.param_groups:
@@ -400,8 +452,7 @@ class Trainer:
                 if isinstance(module, nn.modules.batchnorm._BatchNorm):
                     module.eval()
         losses: list[float] = []
-        bar = tqdm(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=None if self.progress else True,
-                   leave=False)
+        bar = progress_bar(run.loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", enabled=self.progress)
         for x, y, soft in bar:
             batch = Batch(x.to(run.device), y.to(run.device), soft.to(run.device))
             if self.dist is not None:

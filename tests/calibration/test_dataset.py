@@ -89,3 +89,20 @@ def test_validation_set_needs_labels(synth: Path, tmp_path: Path) -> None:
     assert validation_set(synth, ENTRY.spec, ENTRY.labels).labels is not None
     with pytest.raises(FeredgeError, match="--max-drop needs labelled validation data"):
         validation_set(tmp_path, ENTRY.spec, ENTRY.labels)
+
+
+def test_fewer_photos_than_asked_is_one_warning_and_notes_are_not_photos(
+        tmp_path: Path, astronaut_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(3):
+        shutil.copyfile(astronaut_path, photos / f"face{k}.jpg")
+    (photos / "readme.txt").write_text("where these came from")  # not an image: not read, not a failure
+    calib = build_calibration_set(photos, ENTRY.spec, ENTRY.labels, size=256)
+    assert len(calib) == 3 and calib.fmt == "images"
+    assert calib.skipped == []
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"feredge: warning: --calib {photos}: 3 calibration face(s) in 3 photo(s), fewer than the 256 "
+                   "asked (--calib-size); INT8 ranges from few faces may clip real ones"]
+    build_calibration_set(photos, ENTRY.spec, ENTRY.labels, size=3)
+    assert capsys.readouterr().err == ""  # as many as asked: nothing to say

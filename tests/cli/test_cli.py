@@ -60,11 +60,20 @@ def test_directory_with_bad_files_processes_the_good_ones(default_bundle, mixed_
     assert by_source["blank.png"]["status"] == "no_face"
     assert set(by_source) == {"face.jpg", "blank.png"}
     errors = [line for line in result.stderr.splitlines() if line.startswith("feredge: error:")]
-    assert len(errors) == 3
+    assert len(errors) == 2
     assert any("empty.jpg: empty file" in e for e in errors)
     assert any("notes.jpg: not a readable image" in e for e in errors)
-    assert any("readme.txt: unsupported extension" in e for e in errors)
+    assert "readme.txt" not in result.stderr  # a folder's text file is not a failed image: counted as skipped
+    assert result.stderr.strip().splitlines()[-1].endswith("2 failed, 1 skipped (not images or videos)")
     assert (out / "face.annotated.jpg").is_file()
+
+
+def test_a_folder_of_only_other_files_is_one_line(tmp_path):
+    (tmp_path / "readme.txt").write_text("no photos here")
+    result = _run("infer", str(tmp_path), "--bundle", str(tmp_path / "never-loaded"))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"feredge: error: {tmp_path}: directory has no images or videos (1 other file(s) skipped)"]
 
 
 def test_nothing_processable_exits_non_zero_with_one_line(default_bundle, tmp_path):

@@ -184,7 +184,8 @@ def test_data_synth_into_a_non_utf8_directory(tmp_path):
     done = subprocess.run([sys.executable, "-m", "feredge", "data", "synth", "-o", out, "--per-class", "3"],
                           capture_output=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert len(os.listdir(out + b"/train/happy")) == 2
+    # 3 per class: one each for train, val and test (80/10/10 % would leave val and test empty)
+    assert [len(os.listdir(out + f"/{split}/happy".encode())) for split in ("train", "val", "test")] == [1, 1, 1]
 
 
 def test_missing_sources_are_reported_before_any_model_work(tmp_path):

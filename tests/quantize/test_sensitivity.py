@@ -104,3 +104,33 @@ def test_qat_min_agreement_keeps_the_culprit_in_float_before_fine_tuning() -> No
     enabled = {name for name, q in quantizers(quantized).items() if q.is_enabled}
     assert not any(name.startswith("conv2.") for name in enabled)  # the model is left as chosen
     assert "conv1.weight_quantizer" in enabled and "conv1.input_quantizer" in enabled
+
+
+def test_each_try_of_the_search_advances_one_progress_bar(monkeypatch: pytest.MonkeyPatch) -> None:
+    import feredge.progress
+
+    made: list[dict] = []
+
+    class Bar:
+        def __init__(self, **kwargs: object) -> None:
+            made.append({"kwargs": kwargs, "steps": 0, "postfix": None})
+
+        def __enter__(self) -> Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            made[-1]["closed"] = True
+
+        def update(self, n: int) -> None:
+            made[-1]["steps"] += n
+
+        def set_postfix(self, refresh: bool = True, **values: object) -> None:
+            made[-1]["postfix"] = values
+
+    monkeypatch.setattr(feredge.progress, "bar", lambda **kwargs: Bar(**kwargs))
+    costs = {f"l{i}": 0.0 for i in range(16)} | {"l3": 0.2}
+    result = fit_budget(list(costs), lambda ex: 0.9 - sum(v for k, v in costs.items() if k not in ex), 0.9,
+                        max_drop_points=1.0, ranking=costs)
+    assert len(made) == 1 and made[0]["closed"] and "budget" in made[0]["kwargs"]["desc"]
+    assert made[0]["steps"] == result.evaluations == len(result.tried)  # one step per re-quantization
+    assert made[0]["postfix"] == {"kept": 1, "drop": "0.00"}  # the last try: l3 kept in float

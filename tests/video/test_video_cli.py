@@ -88,3 +88,18 @@ def test_camera_errors_are_one_line(tiny_bundle, capsys):
     assert main(["infer", "--camera", "97", "--bundle", str(tiny_bundle), "--runtime", "onnxruntime"]) == 1
     err = capsys.readouterr().err
     assert "feredge: error: camera:97: cannot open camera" in err and "Traceback" not in err
+
+
+def test_video_on_the_console_is_a_summary_not_a_line_per_face(tiny_bundle, small_video, tmp_path):
+    result = subprocess.run(_cmd(str(small_video), "--bundle", str(tiny_bundle), "--max-frames", "12"),
+                            capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""  # records only where asked (--json, --output)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 2, lines  # the video's summary, then the run's
+    assert "12 frame(s) at" in lines[0] and "track(s)" in lines[0] and "face(s) seen" in lines[0]
+    quiet = subprocess.run(_cmd(str(small_video), "--bundle", str(tiny_bundle), "--max-frames", "12", "--json", "-q"),
+                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=_env())
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    records = [json.loads(line) for line in quiet.stdout.splitlines()]
+    assert len({r["frame"] for r in records}) == 12 and any("track_id" in r for r in records)

@@ -33,3 +33,23 @@ def split_counts(n_per_class: int, splits: Mapping[str, float | int]) -> dict[st
 def split_indices(count_per_class: int) -> list[int]:
     """Image indices of a split with ``count_per_class`` images per label (labels cycle with the index)."""
     return list(range(count_per_class * len(SYNTH_LABELS)))
+
+
+def nonempty_split_counts(n_per_class: int,
+                          splits: Mapping[str, float] = DEFAULT_SPLITS) -> tuple[dict[str, int], bool]:
+    """:func:`split_counts` with at least one image per class in every split, the largest taking the rest.
+
+    Why: with the default fractions ``--per-class 5`` rounds val and test to 0 images, and a set
+    without a validation split cannot be trained on (``feredge train`` validates every epoch) or
+    evaluated. Returns the counts and whether they differ from the plain rounding (the caller says so).
+    """
+    counts = split_counts(n_per_class, splits)
+    if n_per_class < len(counts):
+        raise FeredgeError(f"{n_per_class} image(s) per class cannot fill the {len(counts)} splits "
+                           f"({', '.join(counts)}); use at least {len(counts)}")
+    if all(counts.values()):
+        return counts, False
+    adjusted = {name: max(count, 1) for name, count in counts.items()}
+    largest = max(adjusted, key=lambda k: adjusted[k])
+    adjusted[largest] = n_per_class - sum(v for k, v in adjusted.items() if k != largest)  # every image used
+    return adjusted, True
