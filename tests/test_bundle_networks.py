@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,15 @@ import pytest
 
 from feredge.bundle import BUNDLE_SCHEMA_VERSION, Bundle, BundleError, file_entry, sha256_file
 from feredge.errors import FeredgeError
-from feredge.preprocess.blazeface import BLAZEFACE_SPECS, SHORT_RANGE, BlazeFaceDetector, BlazeFaceSpec, models_dir
+from feredge.export.detector_network import DEVICE_TOLERANCES, FP32_TOLERANCES
+from feredge.preprocess.blazeface import (
+    BLAZEFACE_SPECS,
+    RUNNER_OPTIONS,
+    SHORT_RANGE,
+    BlazeFaceDetector,
+    BlazeFaceSpec,
+    models_dir,
+)
 from feredge.preprocess.image_io import read_image
 from feredge.runtimes.pipeline import Pipeline
 from feredge.runtimes.registry import runner_class
@@ -76,11 +85,52 @@ def test_a_new_bundle_lists_its_detector_network_hashed_and_verified(default_bun
     # the shipped asset, byte for byte; the classifier's roles are not shadowed by the detector's
     assert sha256_file(bundle.network_path(net, "onnx")) == sha256_file(models_dir() / "short_range.onnx")
     assert bundle.roles("classifier")["onnx"] == "model.onnx" and bundle.path("onnx").name == "model.onnx"
-    (ov,) = net.parity
+    ov, *device = net.parity
     assert ov["runtime"] == "openvino (f32)" and ov["reference"] == "onnxruntime" and ov["passed"] and ov["gate"]
     assert ov["photos"] == ["astronaut", "camera", "grace_hopper"] and ov["faces"] == ov["reference_faces"] == [1, 1, 1]
     assert ov["views"] > 3 and 0 < ov["max_abs_raw"] < ov["raw_atol"] and ov["max_abs_box_px"] < 0.5
+    assert ov["limits"] == asdict(FP32_TOLERANCES) and ov["options"] == {"precision": "fp32"}
+    # the detector runs OpenVINO at the device's precision: checked again as it runs, unless that is f32 here
+    default_precision = ov_core_default_precision()
+    if default_precision == "f32":
+        assert device == []
+    else:
+        (row,) = device
+        assert row["runtime"] == f"openvino ({default_precision})" and row["passed"]
+        assert row["options"] == {"precision": "fp32", **RUNNER_OPTIONS["openvino"]}
+        assert row["limits"] == asdict(DEVICE_TOLERANCES) and row["faces"] == row["reference_faces"] == [1, 1, 1]
+        assert row["max_abs_box_px"] <= DEVICE_TOLERANCES.box_px and row["max_abs_score"] <= DEVICE_TOLERANCES.score
     assert bundle.manifest["networks"]["detector"]["tensorrt_onnx_check"]["findings"] == []
+
+
+def ov_core_default_precision() -> str:
+    import openvino as ov
+
+    return ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT").get_type_name()
+
+
+def test_detector_parity_fails_beyond_its_limits(astronaut_path):
+    """Boxes off by a frame pixel pass the device limits and fail the fp32 ones."""
+    from feredge.export.detector_network import DEVICE_TOLERANCES, FP32_TOLERANCES, detector_parity
+
+    class Shifted:  # every regressed centre moved by ¼ input pixel: 1 frame px in the 512² photo's 128² letterbox
+        def __init__(self, runner):
+            self.runner = runner
+
+        def infer(self, batch):
+            out = self.runner.infer(batch).copy()
+            out[..., 0:2] += 0.25
+            return out
+
+    path = models_dir() / "short_range.onnx"
+    reference = BlazeFaceDetector(variant=SHORT_RANGE, runner=runner_class("onnxruntime")(path, threads=1))
+    other = BlazeFaceDetector(variant=SHORT_RANGE, runner=runner_class("onnxruntime")(path, threads=1))
+    other.runner = Shifted(other.runner)
+    images = {"astronaut": read_image(astronaut_path).image}
+    strict = detector_parity(reference, other, images, "shifted", FP32_TOLERANCES)
+    loose = detector_parity(reference, other, images, "shifted", DEVICE_TOLERANCES)
+    assert not strict.passed and "boxes/keypoints differ" in strict.reason and strict.max_abs_box_px > 0.5
+    assert loose.passed, loose.reason
 
 
 @pytest.mark.parametrize("role", ["onnx", "openvino_bin"])
