@@ -71,28 +71,79 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: tuple[
     )
 
 
+def row_normalised(confusion: Any) -> np.ndarray:
+    """Each true class's row divided by its count, so row ``i`` is where class ``i``'s faces went and
+    the diagonal is each class's recall; a class without faces keeps a row of zeros."""
+    matrix = np.asarray(confusion, dtype=np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    return np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+
+
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+#: light → dark blue (BGR), the cell colour at fraction 0 and 1
+_LIGHT, _DARK = np.array([255, 251, 247], np.float64), np.array([107, 48, 8], np.float64)
+
+
+def _text_width(text: str, scale: float, thickness: int = 1) -> int:
+    return int(cv2.getTextSize(text, _FONT, scale, thickness)[0][0])
+
+
+def _centred(canvas: np.ndarray, text: str, centre_x: int, baseline_y: int, scale: float,
+             colour: tuple[int, int, int], thickness: int = 1) -> None:
+    cv2.putText(canvas, text, (centre_x - _text_width(text, scale, thickness) // 2, baseline_y), _FONT, scale,
+                colour, thickness, cv2.LINE_AA)
+
+
 def write_confusion_png(report: ClassificationReport, path: Path, title: str = "") -> Path:
-    """A row-normalised confusion matrix with counts, drawn with OpenCV (no plotting stack needed)."""
-    matrix = np.asarray(report.confusion, dtype=np.float64)
-    rows = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
-    n, cell, left, top = len(report.labels), 64, 110, 60
-    canvas = np.full((top + n * cell + 40, left + n * cell + 20, 3), 255, np.uint8)
-    font = cv2.FONT_HERSHEY_SIMPLEX
-    cv2.putText(canvas, title or f"accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.3f}", (10, 22), font,
-                0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    """The confusion matrix as a PNG a reader can take in at a glance, drawn with OpenCV (no plotting stack).
+
+    Row-normalised: each cell is the fraction of the true class's faces predicted as the column's
+    class (rows sum to 1, the diagonal is the recall), coloured by that fraction, with its count
+    under it; ``n`` on the right is each class's support. Labels are never cut: the cells and
+    margins are sized from the widest label. ``title`` (lines split on ``\\n``) should say which
+    model, dataset and split; without one the headline figures stand in.
+    """
+    matrix = np.asarray(report.confusion, dtype=np.int64)
+    fractions = row_normalised(matrix)
+    labels = [str(label) for label in report.labels]
+    n = len(labels)
+    label_scale, value_scale, count_scale = 0.5, 0.55, 0.4
+    widest = max((_text_width(label, label_scale) for label in labels), default=0)
+    cell = max(72, widest + 14)
+    left = widest + 24
+    support_w = max(_text_width(f"n={int(v)}", label_scale) for v in matrix.sum(axis=1)) + 20 if n else 0
+    lines = (title or f"accuracy {report.accuracy:.1%}, macro-F1 {report.macro_f1:.3f}").split("\n")
+    footer = "rows: true class (each sums to 1; diagonal = recall); columns: predicted class"
+    title_h = 12 + 24 * len(lines)
+    top = title_h + 24 + 26  # title, the "predicted" caption, the column labels
+    grid_w = left + n * cell + support_w
+    width = max(grid_w + 16, *(_text_width(t, 0.55) + 24 for t in lines), _text_width(footer, 0.45) + 24)
+    height = top + n * cell + 44
+    canvas = np.full((height, width, 3), 255, np.uint8)
+    for k, line in enumerate(lines):
+        cv2.putText(canvas, line, (12, 28 + 24 * k), _FONT, 0.55, (0, 0, 0), 1, cv2.LINE_AA)
+    _centred(canvas, "predicted class", left + n * cell // 2, title_h + 18, 0.45, (80, 80, 80))
     for i in range(n):
+        _centred(canvas, labels[i], left + i * cell + cell // 2, top - 10, label_scale, (0, 0, 0))
+        y0 = top + i * cell
+        cv2.putText(canvas, labels[i], (left - 12 - _text_width(labels[i], label_scale), y0 + cell // 2 + 5), _FONT,
+                    label_scale, (0, 0, 0), 1, cv2.LINE_AA)
+        total = int(matrix[i].sum())
+        cv2.putText(canvas, f"n={total}", (left + n * cell + 10, y0 + cell // 2 + 5), _FONT, label_scale,
+                    (80, 80, 80), 1, cv2.LINE_AA)
         for j in range(n):
-            shade = int(255 * (1 - rows[i, j]))
-            x0, y0 = left + j * cell, top + i * cell
-            cv2.rectangle(canvas, (x0, y0), (x0 + cell, y0 + cell), (255, shade, shade), -1)
-            cv2.rectangle(canvas, (x0, y0), (x0 + cell, y0 + cell), (200, 200, 200), 1)
-            colour = (255, 255, 255) if rows[i, j] > 0.6 else (0, 0, 0)
-            cv2.putText(canvas, str(int(matrix[i, j])), (x0 + 8, y0 + 38), font, 0.5, colour, 1, cv2.LINE_AA)
-        cv2.putText(canvas, report.labels[i][:10], (5, top + i * cell + 38), font, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
-        cv2.putText(canvas, report.labels[i][:7], (left + i * cell + 2, top - 8), font, 0.4, (0, 0, 0), 1,
-                    cv2.LINE_AA)
-    cv2.putText(canvas, "rows: true class, columns: predicted", (left, top + n * cell + 28), font, 0.45,
-                (80, 80, 80), 1, cv2.LINE_AA)
+            x0 = left + j * cell
+            value = float(fractions[i, j])
+            colour = tuple(int(c) for c in np.round(_LIGHT + (_DARK - _LIGHT) * value))
+            cv2.rectangle(canvas, (x0, y0), (x0 + cell, y0 + cell), colour, -1)
+            cv2.rectangle(canvas, (x0, y0), (x0 + cell, y0 + cell), (210, 210, 210), 1)
+            ink = (255, 255, 255) if value > 0.5 else (0, 0, 0) if value > 0 else (150, 150, 150)  # zeros recede
+            text = f"{value:.2f}" if total else "-"
+            _centred(canvas, text, x0 + cell // 2, y0 + cell // 2 + (0 if total else 5), value_scale, ink,
+                     2 if i == j and total else 1)
+            if total:
+                _centred(canvas, f"({int(matrix[i, j])})", x0 + cell // 2, y0 + cell // 2 + 20, count_scale, ink)
+    cv2.putText(canvas, footer, (12, top + n * cell + 28), _FONT, 0.45, (80, 80, 80), 1, cv2.LINE_AA)
     ok, encoded = cv2.imencode(".png", canvas)  # encoded in memory: no path reaches OpenCV
     if not ok:
         raise OSError(f"cannot encode {path}")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from feredge.bench.evaluate import Evaluation, evaluate
+from feredge.bench.naming import ran_as
 from feredge.errors import FeredgeError
 from feredge.parity import compare_logits
 
@@ -46,6 +47,8 @@ class FidelityRow:
     # kept in memory for elementwise gates, left out of reports
     reference_logits: np.ndarray | None = field(default=None, repr=False)
     logits: np.ndarray | None = field(default=None, repr=False)
+    file: str = ""  # the bundle file that ran (model.xml, model.onnx): what the row is named by
+    ran_as: str = ""  # the one precision a reader sees (feredge.bench.naming.ran_as)
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("reference_logits", "logits")}
@@ -69,7 +72,9 @@ def fidelity_row(model: str, reference: Evaluation, candidate: Evaluation, preci
         top1_agreement=parity.top1_agreement, max_logit_error=parity.max_abs, mean_logit_error=parity.mean_abs,
         softmax_max_error=parity.softmax_max_abs, parity_passed=parity.passed, parity_reason=parity.reason,
         confusion=cand.confusion, labels=list(cand.labels), reference_logits=reference.logits,
-        logits=candidate.logits,
+        logits=candidate.logits, file=candidate.file,
+        ran_as=ran_as(precision, candidate.settings.get("inference_precision") or candidate.settings.get("precision"),
+                      candidate.runtime),
     )
 
 

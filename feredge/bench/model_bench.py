@@ -182,7 +182,10 @@ def device_default_precision() -> str | None:
 
 
 def _row(model: str, precision: str, case: CaseResult, stats: dict[str, Any], size: int, macs: int | None,
-         peak: float | None, variant: str = "") -> dict[str, Any]:
+         peak: float | None, variant: str = "", artifact: str = "") -> dict[str, Any]:
+    """One timed (case, batch): named by ``artifact`` (the bundle file that ran) and ``ran_as`` (see
+    :mod:`feredge.bench.naming`); ``precision`` stays the file's, which gates and advice key on."""
+    from feredge.bench.naming import ran_as
     from feredge.bench.references import compute_floor_ms
 
     settings = stats.get("settings", {})
@@ -191,6 +194,8 @@ def _row(model: str, precision: str, case: CaseResult, stats: dict[str, Any], si
         ran = "fp16 (fp32 I/O)"  # the runner reads the input type; the fp16 ONNX keeps float32 inputs/outputs
     row = {
         "model": model, "precision": precision, "runtime": case.runtime, "variant": variant,
+        "artifact": artifact, "ran_as": ran_as(precision, settings.get("inference_precision") or
+                                               settings.get("precision"), case.runtime),
         "ran_precision": ran, "threads": settings.get("threads"),
         **{k: stats[k] for k in ("batch", "iterations", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "min_ms", "max_ms",
                                   "throughput_fps")},
@@ -257,16 +262,17 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
             skips.append(Skip(ref.label, precision, name, f"bundle {found} has no file for {name}"))
             continue
         ran = bundle.role_precision(role)  # the row names the file that ran (an INT8 IR's bundle: fp32 ONNX)
+        artifact = bundle.roles()[role]
         batches = [b for b in config.batches if b <= bundle.max_batch]
         variants: list[tuple[str, str | None]] = [("", None)]
         kept_float = bundle.manifest.get("int8", {}).get("excluded") or []
         if kept_float and ran == "int8":  # mixed precision (the gate's layer search): say so in the row
             variants = [(f"{len(kept_float)} layers kept in float", None)]
         if name == "openvino" and ran == "fp32" and ov_default and ov_default != "f32":
-            variants.append((f"{DEVICE_DEFAULT} ({ov_default})", ov_default))  # see feredge.bench.variants
+            variants.append((DEVICE_DEFAULT, ov_default))  # see feredge.bench.variants; "ran as" says which
         for variant, hint in variants:
             spec = CaseSpec(str(found), name, batches, config.warmup, config.iterations, config.threads, hint)
-            say(f"  {ref.label} {ran} {name}{' ' + variant if variant else ''}: batches {batches}")
+            say(f"  {ref.label} {name} {artifact}{' [' + variant + ']' if variant else ''}: batches {batches}")
             case = run_case_subprocess(spec) if config.isolate else _in_process(spec)
             if case.error:
                 skips.append(Skip(ref.label, precision, name, f"run failed: {case.error}"))
@@ -274,7 +280,7 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
             size = artifact_bytes(bundle, name)
             for stats in case.latency:
                 result.rows.append(_row(ref.label, ran, case, stats, size, result.macs, config.peak_gflops,
-                                        variant))
+                                        variant, artifact))
     if result is None:
         raise FeredgeError(f"{ref.label}: nothing could be benchmarked: " + "; ".join(s.reason for s in skips[:3]))
     result.skipped.extend(skips)

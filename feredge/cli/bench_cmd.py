@@ -25,8 +25,8 @@ NAME = "bench"
 HELP = "measure inference latency (p50/p90/p99, throughput) per runtime and batch size"
 EXAMPLE = "feredge bench --bundle bundles/default --runtimes openvino onnxruntime --batch 1 8 --json"
 
-COLUMNS = [("model", "model"), ("runtime", "runtime"), ("precision", "precision"), ("ran_precision", "ran as"),
-           ("batch", "batch"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"),
+COLUMNS = [("model", "model"), ("runtime", "runtime"), ("artifact", "artifact"), ("ran_as", "precision"),
+           ("variant", "variant"), ("batch", "batch"), ("p50_ms", "p50 ms"), ("p90_ms", "p90 ms"), ("p99_ms", "p99 ms"),
            ("mean_ms", "mean ms"), ("throughput_fps", "faces/s"), ("threads", "threads"),
            ("peak_rss_mb", "peak MB"), ("model_rss_mb", "model MB"), ("floor_fraction", "of floor")]
 
@@ -42,6 +42,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=nonnegative_int, default=10, help="untimed warm-up iterations (default 10)")
     parser.add_argument("--threads", type=positive_int, help="runtime threads (default: the runtime's choice)")
     parser.add_argument("--output", type=output_file, help="write the JSON report to this file too")
+    parser.add_argument("--mode", choices=("latency", "throughput"), default="latency",
+                        help="latency (default): one synchronous call after another, p50/p90/p99 per call. "
+                             "throughput: several requests in flight, inferences/s and faces/s with the latency "
+                             "per request; OpenVINO compiles with the THROUGHPUT hint and runs an AsyncInferQueue "
+                             "of its OPTIMAL_NUMBER_OF_INFER_REQUESTS, ONNX Runtime runs N threads (one per core) "
+                             "on one session with cores/N intra-op threads each; --warmup and --iterations count "
+                             "per request in flight (see feredge.bench.throughput)")
+    parser.add_argument("--infer-requests", type=positive_int, metavar="N",
+                        help="--mode throughput: requests in flight (default: OpenVINO's optimal number; "
+                             "ONNX Runtime: one per CPU core)")
     matrix = parser.add_argument_group("matrix")
     matrix.add_argument("--model", nargs="+", default=[], metavar="MODEL",
                         help="registered name, LABEL=checkpoint.safetensors or bundle dir; exported per precision")
@@ -133,6 +143,53 @@ def _serving(args: argparse.Namespace) -> int:
     return 1 if results[0].errors else 0
 
 
+def _throughput(args: argparse.Namespace) -> int:
+    """``--mode throughput``: every installed runtime with a throughput method, on one bundle."""
+    from feredge.bench.report import shown_columns
+    from feredge.bench.throughput import THROUGHPUT_COLUMNS, THROUGHPUT_METHODS, ThroughputConfig, bench_throughput
+    from feredge.bundle import Bundle
+    from feredge.errors import FeredgeError
+    from feredge.runtimes.registry import available_runtimes, resolve_name
+
+    bundle_dir = args.bundle or ensure_default_bundle(quiet=args.json)
+    bundle = Bundle.load(bundle_dir)
+    if max(args.batch) > bundle.max_batch:
+        raise FeredgeError(f"batch {max(args.batch)} exceeds the bundle's max batch {bundle.max_batch}")
+    runtimes = ([resolve_name(r) for r in args.runtimes] if args.runtimes
+                else [r for r in available_runtimes() if r in THROUGHPUT_METHODS])
+    config = ThroughputConfig(tuple(sorted(set(args.batch))), args.iterations, args.warmup, args.threads,
+                              args.infer_requests)
+    rows = [row.to_dict() for runtime in progress(runtimes, total=len(runtimes), desc="throughput",
+                                                  enabled=not args.json)
+            for row in bench_throughput(bundle_dir, runtime, config)]
+    report: dict[str, Any] = {
+        "command": "feredge bench " + " ".join(a for a in sys.argv[1:] if a != "bench"),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "mode": "throughput",
+        "title": args.title or f"{bundle.model_name} throughput", "machine": _machine(),
+        "bundle": str(bundle.root), "model": bundle.model_name,
+        "settings": {"warmup": args.warmup, "iterations": args.iterations, "batches": list(config.batches),
+                     "threads": args.threads or "runtime default", "per": "request in flight"},
+        "results": [], "throughput": rows,
+    }
+    report["machine"]["load_end"] = _load()
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
+    written = {}
+    if args.report_dir:
+        from feredge.bench.report import render
+
+        written = render(report, args.report_dir, args.report_name)
+    if args.json:
+        print_json(report)
+        return 0
+    print(f"{report['title']}: {args.iterations} inferences per request in flight after {args.warmup} warm-up")
+    print(format_table(rows, shown_columns(rows, THROUGHPUT_COLUMNS)))
+    for path in written.values():
+        print(f"wrote {path}")
+    return 0
+
+
 def _validate(args: argparse.Namespace) -> None:
     from feredge.errors import FeredgeError
 
@@ -144,6 +201,16 @@ def _validate(args: argparse.Namespace) -> None:
         raise FeredgeError(f"{args.gates}: no such regression file")
     if args.bundle and args.model:
         raise FeredgeError("give --bundle or --model, not both (a bundle directory can be a --model entry)")
+    if args.mode == "throughput":
+        latency_only = [flag for flag, on in (("--model", args.model), ("--matrix", args.matrix),
+                                              ("--pipeline", args.pipeline), ("--references", args.references),
+                                              ("--data", args.data), ("--gates", args.gates),
+                                              ("--recommend", args.recommend), ("--server", args.server)) if on]
+        if latency_only:
+            raise FeredgeError(f"--mode throughput measures one bundle (--bundle); {', '.join(latency_only)} "
+                               "belong(s) to --mode latency")
+    elif args.infer_requests:
+        raise FeredgeError("--infer-requests is for --mode throughput")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,6 +222,8 @@ def run(args: argparse.Namespace) -> int:
     _validate(args)
     if args.server:
         return _serving(args)
+    if args.mode == "throughput":
+        return _throughput(args)
     calib, calib_by_label = parse_calib(args.calib)
     references = args.references or args.matrix
     quiet = args.json
@@ -179,13 +248,12 @@ def run(args: argparse.Namespace) -> int:
         "bf16 default on this CPU (bf16 ISA): the matrix adds an OpenVINO row at the device default"
         if ov_default == "bf16"
         else f"no AMX/bf16 on this CPU{'' if not amx else ' (AMX present)'}, so the default equals forced f32")
-    peak = None
-    if references:
-        from feredge.bench.references import measure_peak_gflops
+    # the peak fp32 rate behind 'of floor': a ~0.2 s matmul, so every run has it, not only --references/--matrix
+    from feredge.bench.references import measure_peak_gflops
 
-        rate = measure_peak_gflops(args.threads)
-        peak = rate.gflops
-        machine.update(peak_gflops=rate.gflops, peak_method=rate.method, peak_threads=rate.threads)
+    rate = measure_peak_gflops(args.threads)
+    peak = rate.gflops
+    machine.update(peak_gflops=rate.gflops, peak_method=rate.method, peak_threads=rate.threads)
     config = MatrixConfig(precisions=args.precisions or ["fp32", "fp16", "int8"], runtimes=args.runtimes,
                           batches=sorted(set(args.batch)), warmup=args.warmup, iterations=args.iterations,
                           threads=args.threads, isolate=not args.in_process, workdir=args.workdir, calib=calib,
@@ -311,9 +379,11 @@ def _output(report: dict[str, Any], args: argparse.Namespace) -> None:
     if args.json:
         print_json(report)
         return
+    from feredge.bench.report import shown_columns
+
     iterations = report["settings"]["iterations"]
     print(f"{report['title']}: {iterations} iterations after {report['settings']['warmup']} warm-up")
-    print(format_table(report["results"], COLUMNS))
+    print(format_table(report["results"], shown_columns(report["results"], COLUMNS)))
     for skip in (s for m in report["models"] for s in m["skipped"]):
         print(f"skipped: {skip['model']} {skip['precision']} {skip['runtime']}: {skip['reason']}")
     for ref in report.get("references", []):

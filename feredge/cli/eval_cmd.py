@@ -35,8 +35,7 @@ def run(args: argparse.Namespace) -> int:
     data = result.to_dict()
     if args.report_dir:
         write_text_atomic(args.report_dir / "eval.json", json.dumps(data, indent=2) + "\n")
-        write_confusion_png(result.report, args.report_dir / "confusion.png",
-                            f"{args.artifact.name} ({result.runtime}): acc {result.report.accuracy:.1%}")
+        write_confusion_png(result.report, args.report_dir / "confusion.png", result.title())
     if args.json:
         print_json(data)
         return 0

@@ -40,11 +40,14 @@ class FaceResult:
         return self.probabilities
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON record of the face; ``emotions`` repeats ``probabilities`` (fer's name), kept both ways."""
+        probabilities = {k: round(v, 6) for k, v in self.probabilities.items()}
         return {
             "box": self.box.as_list(),
             "label": self.label,
             "probability": round(self.probability, 6),
-            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "probabilities": probabilities,
+            "emotions": probabilities,  # the same dict under the name the fer package's users look for
         }
 
 

@@ -35,7 +35,7 @@ from feredge.video.smoothing import TrackHistory
 
 _PALETTE = [(66, 135, 245), (60, 180, 75), (230, 25, 75), (255, 165, 0), (145, 30, 180), (70, 240, 240),
             (240, 50, 230), (210, 245, 60), (0, 128, 128), (170, 110, 40)]
-_DETECTION_BOX, _DETECTION_TEXT = (0, 200, 0), (0, 255, 0)  # BGR
+_DETECTION_BOX = (0, 200, 0)  # BGR
 
 
 @dataclass
@@ -55,12 +55,15 @@ class TrackedFace:
         return self.probabilities
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON record of the face in this frame; ``emotions`` repeats ``probabilities`` (fer's name)."""
+        probabilities = {k: round(v, 6) for k, v in self.probabilities.items()}
         out: dict[str, Any] = {
             "track_id": self.track_id,
             "box": self.box.as_list(),
             "label": self.label,
             "probability": round(self.probability, 6),
-            "probabilities": {k: round(v, 6) for k, v in self.probabilities.items()},
+            "probabilities": probabilities,
+            "emotions": probabilities,  # the same dict under the name the fer package's users look for
             "inferred": self.inferred,
         }
         if self.box.landmarks is not None:
@@ -73,17 +76,53 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return b, g, r
 
 
+_FONT = cv2.FONT_HERSHEY_SIMPLEX
+
+
+def label_style(image: np.ndarray) -> tuple[float, int, int]:
+    """(font scale, text thickness, box thickness) for ``image``: the label grows with the picture, so it
+    stays readable on a 4K frame and still fits a 64-pixel crop."""
+    short = min(image.shape[:2])
+    scale = float(np.clip(short / 900.0, 0.45, 1.6))
+    return scale, 1 if scale < 0.9 else 2, max(2, round(short / 360))
+
+
+def contrast_ink(colour: tuple[int, int, int]) -> tuple[int, int, int]:
+    """Black or white, whichever has the higher WCAG contrast ratio on ``colour`` (BGR): black above a
+    relative luminance of 0.179, where (L + 0.05) / 0.05 overtakes 1.05 / (L + 0.05)."""
+    linear = [(c / 255) / 12.92 if c <= 10 else ((c / 255 + 0.055) / 1.055) ** 2.4 for c in colour]
+    luminance = 0.0722 * linear[0] + 0.7152 * linear[1] + 0.2126 * linear[2]
+    return (0, 0, 0) if luminance > 0.179 else (255, 255, 255)
+
+
+def label_rect(image: np.ndarray, box: Box, text: str) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the filled label :func:`draw_labelled_box` draws for ``text``: above the box,
+    or inside its top edge when there is no room above; moved left to stay in the picture."""
+    scale, thickness, _ = label_style(image)
+    (tw, th), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    pad = max(2, round(3 * scale))
+    width, height = tw + 2 * pad, th + baseline + 2 * pad
+    y0 = box.y - height if box.y - height >= 0 else max(box.y, 0)
+    x0 = min(max(box.x, 0), max(image.shape[1] - width, 0))
+    return x0, y0, x0 + width, y0 + height
+
+
 def draw_labelled_box(image: np.ndarray, box: Box, text: str, colour: tuple[int, int, int],
                       text_colour: tuple[int, int, int] | None = None) -> None:
-    """In place: ``box``'s outline and ``text`` above it, on a dark halo so it reads on any background."""
-    cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, 2)
-    y = max(box.y - 6, 14)
-    cv2.putText(image, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(image, text, (box.x, y), cv2.FONT_HERSHEY_SIMPLEX, 0.5, text_colour or colour, 1, cv2.LINE_AA)
+    """In place: ``box``'s outline and ``text`` on a filled label in the box's colour, so the text reads on
+    any picture (a halo alone vanished on busy or dark backgrounds); the ink is black or white by contrast."""
+    scale, thickness, line = label_style(image)
+    cv2.rectangle(image, (box.x, box.y), (box.x + box.w, box.y + box.h), colour, line)
+    x0, y0, x1, y1 = label_rect(image, box, text)
+    cv2.rectangle(image, (x0, y0), (x1 - 1, y1 - 1), colour, -1)
+    (_, th), baseline = cv2.getTextSize(text, _FONT, scale, thickness)
+    pad = (y1 - y0 - th - baseline) // 2
+    cv2.putText(image, text, (x0 + pad, y0 + pad + th), _FONT, scale, text_colour or contrast_ink(colour), thickness,
+                cv2.LINE_AA)
 
 
 def draw_detections(image: np.ndarray, faces: Sequence[Any], scale: float = 1.0) -> np.ndarray:
-    """A copy of ``image`` with each face's box and ``label p%`` in green (a still image: no tracks).
+    """A copy of ``image`` with each face's box and ``label p%`` on a green label (a still image: no tracks).
 
     ``faces`` are the pipeline's results (``box``, ``label``, ``probability``); ``scale`` maps
     their boxes onto ``image`` when it is not the picture they were found in.
@@ -91,7 +130,7 @@ def draw_detections(image: np.ndarray, faces: Sequence[Any], scale: float = 1.0)
     out = image.copy()
     for face in faces:
         box = face.box.scaled(scale) if scale != 1.0 else face.box
-        draw_labelled_box(out, box, f"{face.label} {face.probability:.0%}", _DETECTION_BOX, _DETECTION_TEXT)
+        draw_labelled_box(out, box, f"{face.label} {face.probability:.0%}", _DETECTION_BOX)
     return out
 
 

@@ -7,6 +7,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from feredge.data.synth.video import SyntheticVideo, VideoSpec
 from feredge.preprocess.detect import Box
@@ -15,8 +16,10 @@ from feredge.video.outputs import (
     JsonLines,
     TrackedFace,
     TrackRow,
+    contrast_ink,
     draw_detections,
     draw_faces,
+    label_rect,
     track_colour,
     write_track_csv,
 )
@@ -64,11 +67,48 @@ def test_draw_detections_draws_the_same_box_in_green_at_the_image_scale():
     out = draw_detections(image, [face], scale=0.5)  # the box was found on a picture twice this size
     assert not image.any()
     assert tuple(out[22, 10]) == (0, 200, 0) and tuple(out[30, 20]) == (0, 200, 0)  # edges of (10, 10, 20, 20)
-    label = out[:16]  # above the box's inner area: the text, green on its black halo
-    assert label[..., 1].max() > 240 and not label[..., [0, 2]].any()
-    assert not out[17:28, 13:28].any()  # inside the box, below the label: untouched
-    assert not out[33:].any()  # no probability bar under it
+    x0, y0, x1, y1 = label_rect(out, Box(10, 10, 20, 20), "happy 50%")
+    assert (x0, y0) == (10, 10)  # no room above the box: the label sits inside its top edge
+    drawn = np.zeros((100, 100), bool)
+    drawn[9:32, 9:32] = True  # the box's outline (2 px, centred on its edges)
+    drawn[y0:y1, x0:x1] = True
+    assert not out[~drawn].any()  # nothing but the box and its label; no probability bar under it
     np.testing.assert_array_equal(draw_detections(image, [face]), draw_detections(image, [face], scale=1.0))
+
+
+@pytest.mark.parametrize("box", [Box(60, 80, 70, 70), Box(0, 0, 50, 50), Box(170, 100, 30, 30)],
+                         ids=["above", "top edge", "right edge"])
+def test_labels_sit_on_a_filled_background_that_covers_any_picture(box):
+    """Noise under the label is replaced by the box colour and black ink only: readable on any image."""
+    noise = np.random.default_rng(0).integers(0, 256, (200, 200, 3), dtype=np.uint8)
+    face = TrackedFace(1, box, "surprise", 0.87, {"surprise": 0.87}, inferred=True)
+    out = draw_detections(noise, [face])
+    x0, y0, x1, y1 = label_rect(out, box, "surprise 87%")
+    assert 0 <= x0 < x1 <= 200 and 0 <= y0 < y1 <= 200  # in the picture
+    patch = out[y0:y1, x0:x1].astype(int)
+    assert not patch[..., [0, 2]].any()  # every pixel a blend of the green background and black text
+    background = (patch == (0, 200, 0)).all(axis=-1)
+    assert background.mean() > 0.5 and background[0].all() and background[-1].all()
+    assert (patch[..., 1] < 60).sum() > 20  # and there is text on it
+    assert out[y0:y1, x0:x1].tobytes() != noise[y0:y1, x0:x1].tobytes()
+
+
+def test_label_ink_contrasts_with_its_background():
+    assert contrast_ink((0, 200, 0)) == (0, 0, 0) and contrast_ink((128, 0, 0)) == (255, 255, 255)
+    assert contrast_ink((0, 255, 255)) == (0, 0, 0) and contrast_ink((180, 30, 145)) == (255, 255, 255)
+    image = np.zeros((120, 120, 3), np.uint8)
+    face = TrackedFace(4, Box(30, 40, 50, 50), "sad", 0.6, {"sad": 0.6}, inferred=True)  # track 4: dark purple
+    out = draw_faces(image, [face])
+    x0, y0, x1, y1 = label_rect(out, face.box, "#4 sad 60%")
+    patch = out[y0:y1, x0:x1].reshape(-1, 3)
+    colour = track_colour(4)
+    assert (patch == colour).all(axis=-1).mean() > 0.5
+    assert (patch.astype(int).sum(axis=-1) > sum(colour) + 150).any()  # white ink on the dark label
+
+
+def test_face_records_carry_emotions_as_an_alias_of_probabilities():
+    record = _face(1, 0.75).to_dict()
+    assert record["emotions"] == record["probabilities"] == {"happy": 0.75, "sad": 0.25}
 
 
 def test_outputs_are_valid_files(tmp_path):
