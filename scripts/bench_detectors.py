@@ -31,6 +31,7 @@ Usage::
     python scripts/bench_detectors.py --out benchmarks/detectors.json          # accuracy only
     python scripts/bench_detectors.py --timing --out benchmarks/detectors.json # + timings (quiet machine!)
     python scripts/bench_detectors.py --save-images /tmp/det                   # the set, with truth drawn
+    python scripts/bench_detectors.py --only none --scores 0.6 0.65 0.7 0.75 0.8  # the default's threshold sweep
 """
 
 from __future__ import annotations
@@ -271,9 +272,10 @@ def match(truth: Sequence[Sequence[float]], found: Sequence[Box]) -> tuple[list[
     return hit, used.count(False)
 
 
-def detectors() -> dict[str, Callable[[], Detector]]:
-    """Detector label → how to build it: the registry's names, plus one threshold variant of the tiles."""
-    from feredge.preprocess.blazeface import BLAZEFACE_SPECS, BlazeFaceDetector
+def detectors(scores: Sequence[float] = ()) -> dict[str, Callable[[], Detector]]:
+    """Detector label → how to build it: the registry's names, one threshold variant of the tiles, and the
+    default (``blazeface_short_tiled``) at each of ``scores`` (``--scores``: how its threshold was chosen)."""
+    from feredge.preprocess.blazeface import BLAZEFACE_SPECS, BlazeFaceDetector, packaged_runtime
 
     tiled = BLAZEFACE_SPECS["blazeface_tiled"]
     out: dict[str, Callable[[], Detector]] = {
@@ -281,6 +283,10 @@ def detectors() -> dict[str, Callable[[], Detector]]:
         for name in ("haar", "mtcnn", "blazeface", "blazeface_full", "blazeface_tiled", "blazeface_short_tiled")
     }
     out["blazeface_tiled_s0.45"] = lambda: BlazeFaceDetector(variant=replace(tiled, score_threshold=0.45))
+    default = BLAZEFACE_SPECS["blazeface_short_tiled"]
+    for score in scores:
+        out[f"blazeface_short_tiled_s{score:g}"] = lambda score=score: BlazeFaceDetector(  # type: ignore[misc]
+            variant=replace(default, score_threshold=score), runtime=packaged_runtime())
     return out
 
 
@@ -332,6 +338,8 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0, help="composites' layout seed (another seed: a held-out set)")
     parser.add_argument("--only", nargs="*", help="detector labels to run (default: all)")
+    parser.add_argument("--scores", nargs="*", type=float, default=[],
+                        help="also run the default BlazeFace variant at these score thresholds (its threshold sweep)")
     parser.add_argument("--save-images", type=Path, help="write every image of the set with its truth boxes")
     args = parser.parse_args()
     samples = build_set(args.seed)
@@ -346,8 +354,9 @@ def main() -> None:
     print(f"{len(samples)} images, truths: {counts}, negatives: {sum(s.group == 'negatives' for s in samples)}")
     results: dict[str, Any] = {"match_iou": MATCH_IOU, "seed": args.seed, "images": len(samples), "truths": counts,
                                "detectors": {}}
-    for label, make in detectors().items():
-        if args.only and label not in args.only:
+    for label, make in detectors(args.scores).items():
+        swept = label.startswith("blazeface_short_tiled_s")  # --scores rows run whatever --only says
+        if args.only and label not in args.only and not swept:
             continue
         detector = make()
         entry = evaluate(detector, samples)
