@@ -172,14 +172,7 @@ def _throughput(args: argparse.Namespace) -> int:
         "results": [], "throughput": rows,
     }
     report["machine"]["load_end"] = _load()
-    if args.output:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
-    written = {}
-    if args.report_dir:
-        from feredge.bench.report import render
-
-        written = render(report, args.report_dir, args.report_name)
+    written = _write_report(report, args)
     if args.json:
         print_json(report)
         return 0
@@ -367,7 +360,8 @@ def _fidelity(models: list[Any], config: Any, args: argparse.Namespace, report: 
     return 1 if failed and args.gates else 0
 
 
-def _output(report: dict[str, Any], args: argparse.Namespace) -> None:
+def _write_report(report: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``--output`` JSON and ``--report-dir`` renderings; what was rendered, by kind."""
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8")
@@ -376,6 +370,11 @@ def _output(report: dict[str, Any], args: argparse.Namespace) -> None:
         from feredge.bench.report import render
 
         written = render(report, args.report_dir, args.report_name)
+    return written
+
+
+def _output(report: dict[str, Any], args: argparse.Namespace) -> None:
+    written = _write_report(report, args)
     if args.json:
         print_json(report)
         return
