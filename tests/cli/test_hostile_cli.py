@@ -197,14 +197,20 @@ def test_missing_sources_are_reported_before_any_model_work(tmp_path):
 
 
 def test_infer_without_torch_or_bundle_says_what_to_install(tmp_path, astronaut_path):
+    """The core install (no torch) and an installation that lost the prebuilt bundle: one line on what to do."""
     script = textwrap.dedent(f"""
         import sys
+        from pathlib import Path
         sys.modules["torch"] = None  # the core install: no torch
+        import feredge.default_bundle, feredge.cli.common
+        feredge.default_bundle.SHIPPED_BUNDLE = Path({str(tmp_path / "no-prebuilt")!r})  # package data left out
         from feredge.cli import main
         sys.exit(main(["infer", {str(astronaut_path)!r}]))
     """)
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300)
-    assert done.returncode == 2
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                          env=env)
+    assert done.returncode == 2, done.stderr
     line = _one_error_line(done.stderr)
     assert "pip install 'feredge[train]'" in line and "--bundle" in line
 
