@@ -36,7 +36,13 @@ import numpy as np
 
 from feredge.bundle import Network, network_file_role, sha256_file
 from feredge.errors import FeredgeError
-from feredge.preprocess.blazeface import BLAZEFACE_SPECS, RUNNER_OPTIONS, BlazeFaceDetector, models_dir
+from feredge.preprocess.blazeface import (
+    BLAZEFACE_SPECS,
+    RUNNER_OPTIONS,
+    BlazeFaceDetector,
+    models_dir,
+    runner_options,
+)
 from feredge.preprocess.image_io import read_image
 from feredge.runtimes.registry import runner_class
 
@@ -187,7 +193,7 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
         # fp32 parity, then the options the detector really runs with (OpenVINO: the device's precision)
         checks = [({"precision": "fp32"}, FP32_TOLERANCES)]
         if RUNNER_OPTIONS.get(runtime):
-            checks.append(({"precision": "fp32", **RUNNER_OPTIONS[runtime]}, DEVICE_TOLERANCES))
+            checks.append((runner_options(runtime, {"precision": "fp32"}), DEVICE_TOLERANCES))
         ran_as: set[str] = set()
         for options, limits in checks:
             runner = cls(ctx.staging / files[role], threads=1, **options)

@@ -66,6 +66,11 @@ DEFAULT_THREADS: int | None = None
 #: (export verifies it: feredge.export.detector_network.DEVICE_TOLERANCES). A classifier keeps f32.
 RUNNER_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"inference_precision": "device"}}
 
+
+def runner_options(runtime: str, options: dict[str, Any]) -> dict[str, Any]:
+    """:data:`RUNNER_OPTIONS` for ``runtime`` under the caller's ``options`` (the caller's win)."""
+    return {**RUNNER_OPTIONS.get(runtime, {}), **options}
+
 #: half the ArcFace mouth width over its eye distance: mouth corners = mouth ∓ ratio·(right eye − left eye)
 MOUTH_HALF_WIDTH = float((ARCFACE_112[4, 0] - ARCFACE_112[3, 0]) / 2 / (ARCFACE_112[1, 0] - ARCFACE_112[0, 0]))
 
@@ -337,7 +342,7 @@ class BlazeFaceDetector:
 
     def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
                  runtime: str = "onnxruntime", threads: int | None = DEFAULT_THREADS, model_path: Path | None = None,
-                 chunk: int = 64, runner: Runner | None = None, **runner_options: Any) -> None:
+                 chunk: int = 64, runner: Runner | None = None, **extra_options: Any) -> None:
         from feredge.runtimes.registry import runner_class
 
         self.spec = spec or DetectorSpec(name="blazeface")
@@ -352,8 +357,7 @@ class BlazeFaceDetector:
             path = model_path or models_dir() / variant.model
             if not path.is_file():
                 raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
-            runner = runner_class(runtime)(path, threads=threads, **{**RUNNER_OPTIONS.get(runtime, {}),
-                                                                     **runner_options})
+            runner = runner_class(runtime)(path, threads=threads, **runner_options(runtime, extra_options))
         path = runner.model_path
         self.runner = runner.activate()
         meta = self.runner.input_meta
@@ -461,11 +465,11 @@ def packaged_runtime() -> str:
 
 def create_blazeface(spec: DetectorSpec) -> BlazeFaceDetector:
     """Registry factory: the BlazeFace variant named by ``spec.name`` on :func:`packaged_runtime`."""
-    return BlazeFaceDetector(spec, runtime=packaged_runtime(), threads=DEFAULT_THREADS)
+    return BlazeFaceDetector(spec, runtime=packaged_runtime())
 
 
 def blazeface_from_network(bundle: Any, network: Any, spec: DetectorSpec, runtime: str,
-                           threads: int | None = None, **runner_options: Any) -> BlazeFaceDetector | None:
+                           threads: int | None = None, **options: Any) -> BlazeFaceDetector | None:
     """The BlazeFace variant ``spec.name`` on ``bundle``'s own detector ``network``, through ``runtime``.
 
     None when the network is not the model that variant needs (a full-range variant on a bundle
@@ -485,10 +489,10 @@ def blazeface_from_network(bundle: Any, network: Any, spec: DetectorSpec, runtim
         return None
     if network.runtimes and runtime not in network.runtimes:
         runtime = next((name for name in network.runtimes if is_available(name)), "")
-        runner_options = {}  # the classifier's device and options are for its runtime
+        options = {}  # the classifier's device and options are for its runtime
         if not runtime:
             return None
     runner = runner_class(runtime).from_bundle(bundle, network=network.role,
                                                threads=DEFAULT_THREADS if threads is None else threads,
-                                               **{**RUNNER_OPTIONS.get(runtime, {}), **runner_options})
+                                               **runner_options(runtime, options))
     return BlazeFaceDetector(spec, variant=variant, runner=runner)
