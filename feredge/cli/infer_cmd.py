@@ -244,8 +244,7 @@ def _run_remote(files: list[Source], videos: list[Source], args: argparse.Namesp
             sink.close()
     for failure in tally.failed:
         print(f"feredge: error: {failure}", file=sys.stderr)
-    print(f"{tally.images} file(s), {tally.faces} face(s) from {args.server}; {len(tally.failed)} failed",
-          file=sys.stderr)
+    note(f"{tally.images} file(s), {tally.faces} face(s) from {args.server}; {len(tally.failed)} failed")
     return 1 if (tally.images == 0 and tally.failed) or tally.url_failures else 0
 
 
