@@ -58,6 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bundle directory (default: the shipped model's prebuilt bundle)")
     from feredge.preprocess.detect import DETECTORS
     from feredge.runtimes.registry import RUNTIMES
+    from feredge.video.schedule import DetectionSchedule
 
     runtimes = ("auto", *RUNTIMES, *(alias for info in RUNTIMES.values() for alias in info.aliases))
     parser.add_argument("--runtime", default="auto", choices=runtimes, metavar="RUNTIME",
@@ -91,10 +92,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     video.add_argument("--iou", type=unit_interval, default=0.3, help="tracker: minimum IoU to continue a track (0.3)")
     video.add_argument("--max-missed", type=nonnegative_int, default=10,
                        help="tracker: frames a track survives undetected (default 10)")
-    video.add_argument("--detect-gap", type=positive_int, default=8, metavar="K",
+    video.add_argument("--detect-gap", type=positive_int, default=DetectionSchedule.k_max, metavar="K",
                        help="adaptive detection: run the detector at most every K frames while faces are tracked "
                             "steadily (k doubles up to K, back to 1 on a new, lost or fast face); 1 = every frame "
-                            "(default 8)")
+                            f"(default {DetectionSchedule.k_max})")
     video.add_argument("--detect-motion", type=positive_float, default=0.2, metavar="M",
                        help="… and detect on the next frame when a face moves more than M × its box size per frame "
                             "(default 0.2)")

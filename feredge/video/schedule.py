@@ -16,7 +16,11 @@ costs a few milliseconds. The schedule decides when that is no longer trustworth
   a turned head) is kept at its carried box for up to ``hold`` detections — which the miss makes
   consecutive frames — instead of vanishing for the frames until it is found again;
 * ``k_max`` also bounds the wait for a face that walks in: a new face is found at most
-  ``k_max - 1`` processed frames after it appears.
+  ``k_max - 1`` processed frames after it appears. The default 16 is 0.6 s at 25 fps, 0.5 s at 30:
+  faces that matter for an expression stay longer than that, and the tracked faces are re-checked by
+  the flow on every frame in between (``benchmarks/video_detection.md``: recall against ground truth,
+  every frame vs this schedule). At 8 the scheduled detections were a third of a tracked 3-face
+  frame's cost on 2 cores.
 
 ``k_max = 1`` detects every frame (and the loop then tracks nothing: the behaviour before the
 schedule, for comparison). :class:`DetectionScheduler` holds the state and counts detector runs by
@@ -40,7 +44,7 @@ from feredge.video.tracker import IoUTracker, Track, iou
 @dataclass(frozen=True)
 class DetectionSchedule:
     k_min: int = 1  # frames between detections right after a change (1: detect the next frame)
-    k_max: int = 8  # frames between detections while every track is stable; 1 = detect every frame
+    k_max: int = 16  # frames between detections while every track is stable; 1 = detect every frame
     growth: float = 2.0  # k ← k·growth after each stable detection
     motion: float = 0.2  # per-frame displacement / box size above which a face "moves": detect next frame
     residual: float = 0.35  # 1 - IoU(tracked box, detected box) above which tracking drifted
@@ -176,7 +180,7 @@ class ScheduledTracker:
                 tracks.append(track)
                 boxes.append(step.box)
         if gray is not None:
-            self.flow.seed(gray, {track.id: box for track, box in zip(tracks, boxes, strict=True)})
+            self.flow.seed(image, {track.id: box for track, box in zip(tracks, boxes, strict=True)}, gray)
         return FrameFaces(tracks, boxes, finished, True)
 
     def _match(self, boxes: list[Box], steps: dict[int, FlowStep], frame: int) -> tuple[list[Track], list[Track]]:

@@ -65,8 +65,8 @@ def test_k_doubles_to_k_max_on_stable_detections_and_resets_on_a_change():
 def test_static_video_grows_k_and_runs_the_detector_rarely():
     video = SyntheticVideo(VideoSpec(frames=80, width=480, height=200, faces=3, face_size=96, fps=1e6, seed=3))
     tracker, detector, outputs = _drive(video, 80)  # fps 1e6: the faces do not move
-    assert tracker.scheduler.ks[-1] == 8
-    assert len(detector.ran_on) <= 14, detector.ran_on  # 0, 1 (confirming the new faces), then gaps 2,4,8,8…
+    assert tracker.scheduler.ks[-1] == DetectionSchedule().k_max == 16
+    assert len(detector.ran_on) <= 10, detector.ran_on  # 0, 1 (confirming the new faces), then gaps 2,4,8,16…
     assert all(len(out.boxes) == 3 for out in outputs)
 
 
@@ -74,7 +74,7 @@ def test_a_jump_and_a_new_face_drop_k_to_one():
     faces = (PastedFace(90, ((0, 0.2, 0.4), (59, 0.2, 0.4), (60, 0.75, 0.45), (120, 0.75, 0.45))),
              PastedFace(80, ((0, 0.5, 0.7), (120, 0.5, 0.7)), start=90))
     video = PastedFaceVideo(PastedSpec(frames=120, faces=faces, noise=0.0))
-    tracker, detector, outputs = _drive(video, 120)
+    tracker, detector, outputs = _drive(video, 120, DetectionSchedule(k_max=8))
     ran = detector.ran_on
     assert 61 in ran or 60 in ran  # the jump at frame 60 is caught on that frame or the next
     before_jump = [f for f in ran if f < 60]

@@ -1,0 +1,77 @@
+"""FlowTracker: the flow scale follows the faces' size, boxes stay in frame pixels, the median helper is numpy's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from feredge.preprocess.boxes import Box
+from feredge.video.flow import SCALE_STEPS, FlowTracker, _median
+
+
+@pytest.mark.parametrize("width, sides, expected", [
+    (640, [120, 150], 0.5),  # 48 / 120 = 0.4 → the next step up
+    (640, [30], 1.0),  # small faces: full resolution
+    (640, [76, 200], 0.75),  # the smallest face decides
+    (1920, [200], 0.25),  # below max_width's cap of 1/3
+    (1920, [40], 640 / 1920),  # small faces on HD: the max_width cap
+    (640, [], 1.0),  # nothing held
+])
+def test_the_flow_scale_keeps_the_smallest_face_at_face_px(width: int, sides: list[int], expected: float) -> None:
+    flow = FlowTracker()
+    scale = flow._pick_scale(width, [Box(10, 10, s, s) for s in sides])
+    assert scale == pytest.approx(expected)
+    assert scale in SCALE_STEPS or scale == pytest.approx(640 / width)
+
+
+def test_a_face_px_of_zero_tracks_at_frame_scale() -> None:
+    assert FlowTracker(face_px=0)._pick_scale(640, [Box(0, 0, 300, 300)]) == 1.0
+
+
+def _textured(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    noise = rng.integers(0, 255, (height // 4, width // 4), dtype=np.uint8)
+    return cv2.cvtColor(cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
+
+
+def test_a_moving_face_is_followed_in_frame_pixels_at_a_reduced_scale() -> None:
+    rng = np.random.default_rng(0)
+    background = np.full((360, 640, 3), 128, np.uint8)
+    patch = _textured(rng, 120, 120)
+    step = (3, 2)  # px per frame
+
+    def frame(i: int) -> np.ndarray:
+        image = background.copy()
+        x, y = 100 + step[0] * i, 80 + step[1] * i
+        image[y:y + 120, x:x + 120] = patch
+        return image
+
+    flow = FlowTracker()
+    flow.seed(frame(0), {7: Box(100, 80, 120, 120)})
+    assert flow._scale == 0.5  # 120-px face tracked at 60 px
+    for i in range(1, 9):
+        out = flow.step(flow.gray(frame(i)))
+        assert out[7].ok
+    box = out[7].box
+    assert abs(box.x - (100 + 8 * step[0])) <= 2 and abs(box.y - (80 + 8 * step[1])) <= 2, box
+    assert abs(box.w - 120) <= 4 and abs(box.h - 120) <= 4, box
+
+
+def test_a_new_scale_at_a_seed_converts_the_velocity() -> None:
+    rng = np.random.default_rng(1)
+    image = np.full((360, 640, 3), 128, np.uint8)
+    image[100:160, 100:160] = _textured(rng, 60, 60)
+    flow = FlowTracker()
+    flow.seed(image, {1: Box(100, 100, 200, 200)})  # large: coarse scale
+    coarse = flow._scale
+    flow._states[1].vx = 4.0
+    flow.seed(image, {1: Box(100, 100, 60, 60)})  # small now: finer scale, same frame-pixel velocity
+    assert flow._scale > coarse
+    assert flow._states[1].vx == pytest.approx(4.0 * flow._scale / coarse)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 24])
+def test_median_matches_numpy(n: int) -> None:
+    values = np.random.default_rng(n).normal(size=(n, 2)).astype(np.float32)
+    np.testing.assert_allclose(_median(values), np.median(values, axis=0), rtol=1e-6)
