@@ -58,8 +58,8 @@ from feredge.video.tracker import iou_matrix  # noqa: E402
 IOU_FOUND = 0.5
 SCHEDULES: dict[str, DetectionSchedule] = {
     "k=1 (every frame)": DetectionSchedule.every_frame(),
-    "adaptive k_max=8 (default)": DetectionSchedule(),
-    "adaptive k_max=15": DetectionSchedule(k_max=15),
+    "adaptive k_max=8": DetectionSchedule(k_max=8),
+    "adaptive k_max=16 (default)": DetectionSchedule(),
 }
 
 
@@ -220,7 +220,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         rows = {(row["detector"], row["schedule"]): row["result"] for row in clip["runs"]}
         for detector in dict.fromkeys(row["detector"] for row in clip["runs"]):
             every = rows.get((detector, "k=1 (every frame)"))
-            adaptive = rows.get((detector, "adaptive k_max=8 (default)"))
+            adaptive = rows.get((detector, "adaptive k_max=16 (default)"))
             if every and adaptive:
                 lines.append(f"| {clip['name']} | {detector} | {every['recall']:.4f} → {adaptive['recall']:.4f} | "
                              f"{every['false_positives_per_frame']:.3f} → "
@@ -253,7 +253,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--detectors", nargs="+", default=["haar", "mtcnn", "blazeface"])
+    parser.add_argument("--detectors", nargs="+", default=["blazeface_short_tiled", "haar", "mtcnn"])
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument("--output", type=Path, default=ROOT / "benchmarks" / "video_detection.json")
     args = parser.parse_args()

@@ -60,6 +60,7 @@ class OpenVINORunner(Runner):
         self.request = self.compiled.create_infer_request()
         self._tensor = ov.Tensor
         self._input: np.ndarray | None = None  # the input tensor's memory for the last batch shape
+        self._output: np.ndarray | None = None  # the output bound for that shape (None: read from the request)
         model_input = self.compiled.input(0)
         partial = model_input.get_partial_shape()
         shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
@@ -80,12 +81,25 @@ class OpenVINORunner(Runner):
         # ``request.infer({0: batch})`` builds an input tensor, a dict and an OVDict of every output
         # per call: on mini-Xception (0.3 ms) that was 7 % over a bare ``infer()`` loop, this is
         # 3 % (measured alternating in one process; benchmark_app times the bare call in C++).
+        # The output is bound the same way where its shape follows from the batch (a static shape
+        # past the batch axis): then no output tensor is looked up per call, only the logits copied
+        # out of our own buffer (5 µs of the 11 over a bare call, alternating, mini-Xception).
         if self._input is None or self._input.shape != batch.shape:
             tensor = self._tensor(np.empty(batch.shape, np.float32))
             self.request.set_input_tensor(tensor)
             self._input = tensor.data
+            self._output = None
+            output = self.compiled.output(0)
+            partial = output.get_partial_shape()
+            if (output.get_element_type().get_type_name() == "f32" and partial.rank.is_static
+                    and all(d.is_static for d in list(partial)[1:])):
+                shape = (batch.shape[0], *(int(d.get_length()) for d in list(partial)[1:]))
+                self._output = np.empty(shape, np.float32)
+                self.request.set_output_tensor(self._tensor(self._output, shared_memory=True))
         np.copyto(self._input, batch)
         self.request.infer()
+        if self._output is not None:
+            return self._output.copy()
         return self.request.get_output_tensor(0).data.astype(np.float32)
 
     def _deactivate(self) -> None:
