@@ -66,10 +66,19 @@ DEFAULT_THREADS: int | None = None
 #: (export verifies it: feredge.export.detector_network.DEVICE_TOLERANCES). A classifier keeps f32.
 RUNNER_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"inference_precision": "device"}}
 
+#: what a tiled variant adds (several views a frame): OpenVINO's THROUGHPUT hint, one stream per
+#: core or so, and :meth:`BlazeFaceDetector.infer` splits the views over the streams. Why: a
+#: 128² net parallelises poorly over cores inside one request; on 2 cores the photo's 21 views took
+#: 0.91× the LATENCY request's time split over 2 streams on a quiet machine, and 0.66× (7 views
+#: 0.79×) while another process kept a core busy, as a video's decoder does (alternating, AMD EPYC).
+TILED_RUNNER_OPTIONS: dict[str, dict[str, Any]] = {"openvino": {"hint": "THROUGHPUT"}}
 
-def runner_options(runtime: str, options: dict[str, Any]) -> dict[str, Any]:
-    """:data:`RUNNER_OPTIONS` for ``runtime`` under the caller's ``options`` (the caller's win)."""
-    return {**RUNNER_OPTIONS.get(runtime, {}), **options}
+
+def runner_options(runtime: str, options: dict[str, Any], *, tiled: bool = False) -> dict[str, Any]:
+    """:data:`RUNNER_OPTIONS` (and for a ``tiled`` variant :data:`TILED_RUNNER_OPTIONS`) for ``runtime``
+    under the caller's ``options`` (the caller's win)."""
+    extra = TILED_RUNNER_OPTIONS.get(runtime, {}) if tiled else {}
+    return {**RUNNER_OPTIONS.get(runtime, {}), **extra, **options}
 
 #: half the ArcFace mouth width over its eye distance: mouth corners = mouth ∓ ratio·(right eye − left eye)
 MOUTH_HALF_WIDTH = float((ARCFACE_112[4, 0] - ARCFACE_112[3, 0]) / 2 / (ARCFACE_112[1, 0] - ARCFACE_112[0, 0]))
@@ -357,7 +366,8 @@ class BlazeFaceDetector:
             path = model_path or models_dir() / variant.model
             if not path.is_file():
                 raise FeredgeError(f"BlazeFace model missing: {path} (run scripts/convert_blazeface.py)")
-            runner = runner_class(runtime)(path, threads=threads, **runner_options(runtime, extra_options))
+            runner = runner_class(runtime)(path, threads=threads,
+                                           **runner_options(runtime, extra_options, tiled=bool(variant.tiles)))
         path = runner.model_path
         self.runner = runner.activate()
         meta = self.runner.input_meta
@@ -366,6 +376,9 @@ class BlazeFaceDetector:
             raise FeredgeError(f"{path}: model input {meta.shape if meta else None} is not (batch, {want})")
         self.anchors = variant.anchors.centres(variant.input_size)
         self.chunk = chunk
+        #: several streams (OpenVINO's THROUGHPUT hint): the views are split over them, one request each
+        self.streams = int(self.runner.settings.get("streams", 1))
+        self._queue = self.runner.async_queue(self.streams) if self.streams > 1 else None  # type: ignore[attr-defined]
 
     def views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
         """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from."""
@@ -398,6 +411,10 @@ class BlazeFaceDetector:
         # scale took 9.1 ms for a photo's 21 views, this 5.7 (same values to 1e-7)
         batch = cv2.dnn.blobFromImages(list(crops), scalefactor=1.0 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True,
                                        crop=False)  # no size: crops are used as they are (no resize)
+        if self._queue is not None and len(batch) > 1:
+            parts = np.array_split(batch, max(self.streams, -(-len(batch) // self.chunk)))
+            futures = [self._queue.submit(part, share=True) for part in parts if len(part)]
+            return np.concatenate([future.result() for future in futures])  # parts stay alive until here
         return np.concatenate([self.runner.infer(batch[i:i + self.chunk]) for i in range(0, len(batch), self.chunk)])
 
     def postprocess(self, raw: np.ndarray, views: Sequence[View], frames: int) -> list[FaceArrays]:
@@ -494,5 +511,5 @@ def blazeface_from_network(bundle: Any, network: Any, spec: DetectorSpec, runtim
             return None
     runner = runner_class(runtime).from_bundle(bundle, network=network.role,
                                                threads=DEFAULT_THREADS if threads is None else threads,
-                                               **runner_options(runtime, options))
+                                               **runner_options(runtime, options, tiled=bool(variant.tiles)))
     return BlazeFaceDetector(spec, variant=variant, runner=runner)

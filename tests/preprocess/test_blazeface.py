@@ -168,6 +168,25 @@ def test_onnxruntime_and_openvino_agree_on_real_photos(name, precision, photos):
         np.testing.assert_allclose(ort_faces.scores, ov_faces.scores, atol=limits.score)
 
 
+def test_tiled_views_are_split_over_openvinos_streams_with_the_same_output(photos):
+    """A tiled variant runs OpenVINO with the THROUGHPUT hint and splits its views over the streams
+    (blazeface.TILED_RUNNER_OPTIONS); the split, in more parts than streams, equals one request."""
+    import os
+
+    split = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
+                              inference_precision="f32", chunk=5)  # chunk 5: more parts than streams
+    whole = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
+                              inference_precision="f32", hint="LATENCY")
+    letterbox = BlazeFaceDetector(DetectorSpec(name="blazeface"), runtime="openvino")
+    assert split.runner.settings["hint"] == "THROUGHPUT" and letterbox.runner.settings["hint"] == "LATENCY"
+    assert whole.streams == letterbox.streams == 1 and whole._queue is None and letterbox._queue is None
+    assert (split._queue is not None) == (split.streams > 1) and (split.streams > 1) == ((os.cpu_count() or 1) > 1)
+    crops = [c for image in photos.values() for c in split.views(image)[0]]
+    assert len(crops) > 2 * split.chunk
+    np.testing.assert_allclose(split.infer(crops), whole.infer(crops), rtol=1e-4, atol=1e-3)
+    assert split.detect_batch(list(photos.values())) == whole.detect_batch(list(photos.values()))
+
+
 def test_batched_detection_equals_per_frame(photos):
     spec = replace(BLAZEFACE_SPECS["blazeface_full"], tiles=(2,))
     detector = BlazeFaceDetector(variant=spec, chunk=5)  # chunk boundaries fall inside frames

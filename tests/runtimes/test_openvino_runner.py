@@ -1,0 +1,55 @@
+"""OpenVINORunner's buffers: a kept input tensor per batch shape, an output bound to our own memory,
+large batches wrapped instead of copied — each path checked against ONNX Runtime on real inputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from feredge.bundle import Bundle
+from feredge.calibration.reference import reference_faces
+from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
+from feredge.runtimes.openvino_runner import SHARE_INPUT_BYTES, OpenVINORunner
+
+SHIPPED = Path(__file__).resolve().parents[2] / "feredge" / "assets" / "default_bundle"
+
+
+def test_classifier_batches_of_changing_size_match_onnxruntime_and_come_back_as_copies() -> None:
+    bundle = Bundle.load(SHIPPED)
+    faces = reference_faces(bundle.spec, include_lfw=False).batch
+    with OpenVINORunner.from_bundle(bundle) as ov, OnnxRuntimeRunner.from_bundle(bundle) as ort:
+        previous = None
+        for n in (1, 5, 1, 5, 3):
+            batch = faces[:n]
+            assert batch.nbytes < SHARE_INPUT_BYTES
+            got = ov.infer(batch)
+            assert ov._output is not None and ov._output.shape == got.shape  # bound: static f32 past the batch
+            np.testing.assert_allclose(got, ort.infer(batch), atol=1e-4)
+            if previous is not None and previous.shape == got.shape:
+                kept = previous.copy()
+                ov.infer(faces[-n:])  # the next call writes the bound buffer, not what we returned
+                np.testing.assert_array_equal(previous, kept)
+            previous = got
+
+
+def test_a_photos_detector_views_are_wrapped_not_copied_and_match_onnxruntime(astronaut_path: Path) -> None:
+    from feredge.preprocess.blazeface import BlazeFaceDetector
+    from feredge.preprocess.spec import DetectorSpec
+
+    bundle = Bundle.load(SHIPPED)
+    detector = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
+    crops, _ = detector.views(cv2.imread(str(astronaut_path)))
+    views = cv2.dnn.blobFromImages(list(crops), scalefactor=1.0 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True,
+                                   crop=False)
+    assert views.nbytes >= SHARE_INPUT_BYTES  # the 512² photo's 21 views: the wrapped path
+    with OpenVINORunner.from_bundle(bundle, network="detector") as ov, \
+            OnnxRuntimeRunner.from_bundle(bundle, network="detector") as ort:
+        for batch in (views, views[:1], views, views[:3]):  # wrapped, kept, wrapped again, kept anew
+            got = ov.infer(batch)
+            assert (ov._input is None) == (batch.nbytes >= SHARE_INPUT_BYTES)
+            np.testing.assert_allclose(got, ort.infer(batch), rtol=1e-4, atol=1e-3)  # raw logits reach ±300
+        before = views.copy()
+        ov.infer(views)
+        np.testing.assert_array_equal(views, before)  # wrapping reads the caller's memory, never writes it
