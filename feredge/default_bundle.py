@@ -9,9 +9,9 @@ on real faces); ``scripts/build_default_bundle.py`` regenerates it with the real
 
 Why a cache: the package directory is read-only by intent (often by permission too), and the
 working directory belongs to the user. A runtime that writes into its bundle (TensorRT adds the
-engine it builds for this GPU, :attr:`~feredge.runtimes.registry.RuntimeInfo.writes_bundle`) gets a
-copy of the shipped bundle in :func:`cache_dir`, and ``feredge export`` without ``--output`` writes
-there too. Device side: no torch, no export.
+engine it builds for this GPU, :attr:`~feredge.backends.Backend.writes_bundle`) gets a copy of
+the shipped bundle in :func:`cache_dir`, and ``feredge export`` without ``--output`` writes there too.
+Device side: no torch, no export.
 """
 
 from __future__ import annotations

@@ -123,9 +123,9 @@ def test_export_without_output_goes_to_the_cache_not_the_working_directory(tmp_p
 def test_a_runtime_that_writes_its_bundle_gets_a_cache_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """TensorRT adds its engine to the bundle: it runs a verified copy in the cache, reused while it holds the
     shipped files (with whatever the runtime added), replaced when it does not; the package is not touched."""
-    from feredge.runtimes.registry import RUNTIMES
+    from feredge.backends import BACKENDS
 
-    assert [name for name, info in RUNTIMES.items() if info.writes_bundle] == ["tensorrt"]
+    assert [name for name, row in BACKENDS.items() if row.writes_bundle] == ["tensorrt"]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     before = package_snapshot()
     copy = db.default_bundle("tensorrt")

@@ -56,12 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rtsp:// and other streams (default: the shipped face photo)")
     parser.add_argument("--bundle", type=Path,
                         help="bundle directory (default: the shipped model's prebuilt bundle)")
+    from feredge.backends import runtime, runtime_names
     from feredge.preprocess.detect import DETECTORS
-    from feredge.runtimes.registry import RUNTIMES
 
-    runtimes = ("auto", *RUNTIMES, *(alias for info in RUNTIMES.values() for alias in info.aliases))
+    names = runtime_names()
+    runtimes = ("auto", *names, *(alias for name in names for alias in runtime(name).aliases))
     parser.add_argument("--runtime", default="auto", choices=runtimes, metavar="RUNTIME",
-                        help=f"auto (default) or one of {', '.join(RUNTIMES)}")
+                        help=f"auto (default) or one of {', '.join(names)}")
     parser.add_argument("--server", metavar="HOST:PORT",
                         help="send the images to a Triton serving a feredge repository (feredge serve; its HTTP port) "
                              "instead of running a model here; the same records come back")
