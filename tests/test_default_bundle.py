@@ -190,7 +190,6 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
     the shipped ONNX (ONNX Runtime) and IR (OpenVINO) within the fp32 gate of PyTorch and of the fresh ONNX
     on the 132 real reference faces. An installation without the prebuilt bundle exports this into the cache."""
     from feredge.calibration.reference import reference_faces
-    from feredge.cli.common import ensure_default_bundle
     from feredge.export.onnx_export import torch_logits
     from feredge.models import create_model, deploy_graph
     from feredge.parity import compare_logits
@@ -199,7 +198,7 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
     shipped = Bundle.load(db.SHIPPED_BUNDLE)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", tmp_path / "not-installed")
-    fresh_path = ensure_default_bundle(quiet=True)
+    fresh_path = db.ensure_default_bundle(quiet=True)
     assert fresh_path == tmp_path / "cache" / "feredge" / __version__ / "mini_xception-openvino-fp32"
     fresh = Bundle.load(fresh_path)
     for key in ("model", "labels", "spec", "precision", "target", "input", "output", "schema_version"):
@@ -223,7 +222,7 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
         for reference, what in ((expected, "torch"), (fresh_onnx, "fresh export")):
             parity = compare_logits(reference, got, runtime=runtime)
             assert parity.passed and parity.samples == 132, (runtime, what, parity)
-    assert ensure_default_bundle(quiet=True) == fresh_path  # exported once, then reused
+    assert db.ensure_default_bundle(quiet=True) == fresh_path  # exported once, then reused
 
 
 def _pip_reaches_an_index(python: Path, scratch: Path) -> bool:

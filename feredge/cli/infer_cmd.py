@@ -30,7 +30,7 @@ from feredge.cli.args import (
     positive_int,
     unit_interval,
 )
-from feredge.cli.common import ensure_default_bundle, progress
+from feredge.cli.common import progress
 from feredge.cli.sources import (
     Source,
     read_source_image,
@@ -40,6 +40,7 @@ from feredge.cli.sources import (
     source_stem,
     split_sources,
 )
+from feredge.default_bundle import ensure_default_bundle
 from feredge.fileio import LineSink, write_text_atomic
 from feredge.progress import echo, note
 
