@@ -12,6 +12,10 @@ working directory belongs to the user. A runtime that writes into its bundle (Te
 engine it builds for this GPU, :attr:`~feredge.backends.Backend.writes_bundle`) gets a copy of the
 shipped bundle in :func:`cache_dir`, and ``feredge export`` without ``--output`` writes there too.
 
+Verified once: :func:`default_bundle` returns a path, and whoever opens it (``Bundle.load``:
+``Pipeline.from_bundle``, a runner, ``bench``) checks every hash then; choosing the path reads the
+prebuilt manifest's roles only. A cache copy is made from a verified source and verified itself.
+
 Device side: no torch, no export. The one exception is :func:`ensure_default_bundle`'s fallback for an
 installation without the prebuilt bundle, which exports it into the cache when torch is installed; it
 lives on the training side (:func:`feredge.export.shipped.export_into_cache`), named here by
@@ -77,15 +81,20 @@ def default_bundle(runtime: str | Iterable[str] = "auto") -> Path:
     bundle, a copy of it in the cache (see :func:`cache_copy`)."""
     shipped = shipped_bundle()
     names = [runtime] if isinstance(runtime, str) else list(runtime)
-    if not _writes_bundle(Bundle.load(shipped), names):
-        return shipped
+    if not _writes_bundle(shipped, names):
+        return shipped  # verified by whoever opens it (Bundle.load), once
     return cache_copy(shipped)
 
 
-def _writes_bundle(bundle: Bundle, runtimes: list[str]) -> bool:
+def _writes_bundle(shipped: Path, runtimes: list[str]) -> bool:
+    """Whether one of ``runtimes`` writes into the bundle it runs; ``auto`` needs the bundle's roles, read from
+    its manifest without hashing the files (the caller's ``Bundle.load`` of the path returned does that)."""
     from feredge.runtimes.registry import auto_runtime, runtime_info
 
-    return any(runtime_info(auto_runtime(bundle) if name == "auto" else name).writes_bundle for name in runtimes)
+    def resolved(name: str) -> str:
+        return auto_runtime(Bundle.load(shipped, verify=False)) if name == "auto" else name
+
+    return any(runtime_info(resolved(name)).writes_bundle for name in runtimes)
 
 
 def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "auto") -> Path:
@@ -94,7 +103,7 @@ def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "a
     The prebuilt one in the package, as it is (read-only), or its copy in the per-user cache for a
     runtime that writes into its bundle (:func:`default_bundle`). Only an installation without the
     prebuilt bundle (package data left out) exports it, into the cache, which needs the training side;
-    a prebuilt bundle that fails to verify is an error, never re-exported.
+    a prebuilt bundle that fails to verify is an error where it is opened, never re-exported.
     """
     if (SHIPPED_BUNDLE / MANIFEST).is_file():
         return default_bundle(runtime)

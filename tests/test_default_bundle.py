@@ -85,11 +85,32 @@ def test_a_tampered_shipped_bundle_is_refused_not_trusted(tmp_path: Path, monkey
         handle.seek(200)
         handle.write(bytes([byte[0] ^ 0xFF]))
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", copy)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # refused where it is opened: what feredge.load() runs, and the cache copy a writing runtime gets
     with pytest.raises(BundleError, match=r"model\.onnx does not match its sha256"):
-        db.default_bundle("onnxruntime")
+        feredge.load(runtime="onnxruntime")
+    with pytest.raises(BundleError, match=r"model\.onnx does not match its sha256"):
+        db.default_bundle("tensorrt")
+    assert not (tmp_path / "cache" / "feredge").exists()  # nothing tampered is copied
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", tmp_path / "absent")
     with pytest.raises(BundleError, match="prebuilt default bundle is missing from this installation"):
         db.default_bundle()
+
+
+@pytest.mark.parametrize("runtime", ["auto", "onnxruntime"])
+def test_loading_the_default_bundle_checks_its_hashes_once(runtime: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the prebuilt bundle reads its manifest; the pipeline that opens it verifies every file, once."""
+    checked: list[Path] = []
+    real = Bundle.verify
+
+    def counted(self: Bundle) -> None:
+        checked.append(self.root)
+        real(self)
+
+    monkeypatch.setattr(Bundle, "verify", counted)
+    with feredge.load(runtime=runtime) as recognizer:
+        assert str(recognizer.pipeline.runner.model_path).startswith(str(db.SHIPPED_BUNDLE))
+    assert checked == [db.SHIPPED_BUNDLE]
 
 
 @pytest.mark.parametrize("xdg, expected", [
