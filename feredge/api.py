@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from feredge.default_bundle import ensure_default_bundle
 from feredge.errors import FeredgeError
 from feredge.preprocess.boxes import Box
 from feredge.preprocess.url import DEFAULT_OPTIONS, UrlOptions
@@ -107,8 +108,6 @@ def load(bundle: str | Path | None = None, *, runtime: str = "auto", device: str
     per-user cache: :mod:`feredge.default_bundle`), on ``runtime`` (auto: the best installed one) and
     ``device``; ``detector`` overrides the bundle's face detector (``haar``, ``mtcnn``, ``blazeface``…,
     ``none`` for face crops)."""
-    from feredge.cli.common import ensure_default_bundle
-
     path = Path(bundle) if bundle is not None else ensure_default_bundle(quiet=True, runtime=runtime)
     return Recognizer(Pipeline.from_bundle(path, runtime, detector=detector, device=device))
 

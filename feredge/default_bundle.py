@@ -9,19 +9,30 @@ on real faces); ``scripts/build_default_bundle.py`` regenerates it with the real
 
 Why a cache: the package directory is read-only by intent (often by permission too), and the
 working directory belongs to the user. A runtime that writes into its bundle (TensorRT adds the
-engine it builds for this GPU, :attr:`~feredge.runtimes.registry.RuntimeInfo.writes_bundle`) gets a
-copy of the shipped bundle in :func:`cache_dir`, and ``feredge export`` without ``--output`` writes
-there too. Device side: no torch, no export.
+engine it builds for this GPU, :attr:`~feredge.backends.Backend.writes_bundle`) gets a copy of the
+shipped bundle in :func:`cache_dir`, and ``feredge export`` without ``--output`` writes there too.
+
+Verified once: :func:`default_bundle` returns a path, and whoever opens it (``Bundle.load``:
+``Pipeline.from_bundle``, a runner, ``bench``) checks every hash then; choosing the path reads the
+prebuilt manifest's roles only. A cache copy is made from a verified source and verified itself.
+
+Device side: no torch, no export. The one exception is :func:`ensure_default_bundle`'s fallback for an
+installation without the prebuilt bundle, which exports it into the cache when torch is installed; it
+lives on the training side (:func:`feredge.export.shipped.export_into_cache`), named here by
+:data:`SHIPPED_EXPORT` (a lazy reference, as the back-end rows name their builds) and imported only then.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path, PurePosixPath
 
+from feredge.backends import load_object
 from feredge.bundle import MANIFEST, Bundle, BundleError, safe_member, staged_bundle
+from feredge.errors import MissingBackendError
 from feredge.version import __version__
 
 #: the prebuilt bundle inside the package (read-only: nothing is ever written here at run time)
@@ -29,6 +40,8 @@ SHIPPED_BUNDLE = Path(__file__).resolve().parent / "assets" / "default_bundle"
 #: what the shipped bundle is an export of: ``feredge export --target openvino --precision fp32``
 SHIPPED_TARGET = "openvino"
 SHIPPED_PRECISION = "fp32"
+#: the training side's fallback for an installation without it: exports the shipped model into the cache
+SHIPPED_EXPORT = "feredge.export.shipped:export_into_cache"
 
 
 def cache_home() -> Path:
@@ -68,15 +81,39 @@ def default_bundle(runtime: str | Iterable[str] = "auto") -> Path:
     bundle, a copy of it in the cache (see :func:`cache_copy`)."""
     shipped = shipped_bundle()
     names = [runtime] if isinstance(runtime, str) else list(runtime)
-    if not _writes_bundle(Bundle.load(shipped), names):
-        return shipped
+    if not _writes_bundle(shipped, names):
+        return shipped  # verified by whoever opens it (Bundle.load), once
     return cache_copy(shipped)
 
 
-def _writes_bundle(bundle: Bundle, runtimes: list[str]) -> bool:
+def _writes_bundle(shipped: Path, runtimes: list[str]) -> bool:
+    """Whether one of ``runtimes`` writes into the bundle it runs; ``auto`` needs the bundle's roles, read from
+    its manifest without hashing the files (the caller's ``Bundle.load`` of the path returned does that)."""
     from feredge.runtimes.registry import auto_runtime, runtime_info
 
-    return any(runtime_info(auto_runtime(bundle) if name == "auto" else name).writes_bundle for name in runtimes)
+    def resolved(name: str) -> str:
+        return auto_runtime(Bundle.load(shipped, verify=False)) if name == "auto" else name
+
+    return any(runtime_info(resolved(name)).writes_bundle for name in runtimes)
+
+
+def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "auto") -> Path:
+    """The shipped model's bundle for ``runtime`` (or the runtimes a command runs) when no bundle is given.
+
+    The prebuilt one in the package, as it is (read-only), or its copy in the per-user cache for a
+    runtime that writes into its bundle (:func:`default_bundle`). Only an installation without the
+    prebuilt bundle (package data left out) exports it, into the cache, which needs the training side;
+    a prebuilt bundle that fails to verify is an error where it is opened, never re-exported.
+    """
+    if (SHIPPED_BUNDLE / MANIFEST).is_file():
+        return default_bundle(runtime)
+    if importlib.util.find_spec("torch") is None:  # the export below needs it: say so in one line
+        raise MissingBackendError(
+            f"no --bundle given, and this installation lacks the prebuilt default bundle ({SHIPPED_BUNDLE}); "
+            "reinstall feredge, install the training side to export it (pip install 'feredge[train]'), "
+            "or pass --bundle DIR")
+    export_into_cache: Callable[..., Path] = load_object(SHIPPED_EXPORT)
+    return export_into_cache(quiet=quiet)
 
 
 def cache_copy(source: Path) -> Path:

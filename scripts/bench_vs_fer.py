@@ -171,7 +171,7 @@ def _feredge_worker(case: str, source: str, iterations: int, warmup: int, outdir
     import cv2
 
     import feredge
-    from feredge.cli.common import ensure_default_bundle
+    from feredge.default_bundle import ensure_default_bundle
     from feredge.preprocess.image_io import read_image
     from feredge.runtimes.pipeline import Pipeline
 

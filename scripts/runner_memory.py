@@ -102,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from feredge.bench.cpu import cpu_info
-    from feredge.cli.common import ensure_default_bundle
+    from feredge.default_bundle import ensure_default_bundle
 
     bundle = args.bundle or ensure_default_bundle()
     rows = [soak(bundle, runtime, args.calls, args.every, args.warmup) for runtime in args.runtimes]

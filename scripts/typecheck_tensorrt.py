@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TARGETS = [
+CHECKED_PATHS = [
     "feredge/runtimes/tensorrt",  # the device side: engine key, plan, builder, calibrator, CUDA, runner
     "feredge/export/tensorrt",  # the export target, options, fp16 converter, INT8 hook
     "feredge/export/trt_onnx_check.py",
@@ -99,7 +99,7 @@ def main() -> int:
         config.write_text(MYPY_INI.format(stubs=stubs), encoding="utf-8")
         # a persistent cache (git-ignored) makes reruns take seconds instead of a minute
         cmd = [sys.executable, "-m", "mypy", "--config-file", str(config), "--cache-dir",
-               str(ROOT / ".mypy_cache" / "tensorrt-stubs"), *TARGETS]
+               str(ROOT / ".mypy_cache" / "tensorrt-stubs"), *CHECKED_PATHS]
         done = subprocess.run(cmd, cwd=ROOT, check=False)
         return done.returncode
 

@@ -26,7 +26,8 @@ from feredge.runtimes.pipeline import Pipeline
 from feredge.runtimes.registry import runner_class
 from tests.bundle_edit import edit_manifest as _edit_manifest
 
-RUNTIMES = ("onnxruntime", "openvino")
+#: the runtimes the shipped bundle's detector network was verified in (its manifest's networks.detector.runtimes)
+SHIPPED_DETECTOR_RUNTIMES = ("onnxruntime", "openvino")
 
 
 @pytest.fixture
@@ -162,7 +163,7 @@ def test_a_detector_disagreeing_with_its_declared_output_is_refused_at_activatio
         runner.activate()
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", SHIPPED_DETECTOR_RUNTIMES)
 def test_the_detector_network_runs_from_the_bundle_like_the_packaged_one(default_bundle, astronaut_path, runtime):
     bundle = Bundle.load(default_bundle)
     runner = runner_class(runtime).from_bundle(bundle, network="detector")
@@ -183,7 +184,7 @@ def test_a_runtime_the_detector_was_not_verified_in_is_refused(default_bundle):
         runner_class("torch").from_bundle(Bundle.load(default_bundle), network="detector")
 
 
-@pytest.mark.parametrize("runtime", RUNTIMES)
+@pytest.mark.parametrize("runtime", SHIPPED_DETECTOR_RUNTIMES)
 def test_the_pipeline_runs_the_bundles_detector_on_the_classifiers_runtime(default_bundle, astronaut_path, runtime):
     bundle = Bundle.load(default_bundle)
     with Pipeline.from_bundle(bundle, runtime=runtime, detector="blazeface") as pipeline:

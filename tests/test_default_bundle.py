@@ -85,11 +85,32 @@ def test_a_tampered_shipped_bundle_is_refused_not_trusted(tmp_path: Path, monkey
         handle.seek(200)
         handle.write(bytes([byte[0] ^ 0xFF]))
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", copy)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    # refused where it is opened: what feredge.load() runs, and the cache copy a writing runtime gets
     with pytest.raises(BundleError, match=r"model\.onnx does not match its sha256"):
-        db.default_bundle("onnxruntime")
+        feredge.load(runtime="onnxruntime")
+    with pytest.raises(BundleError, match=r"model\.onnx does not match its sha256"):
+        db.default_bundle("tensorrt")
+    assert not (tmp_path / "cache" / "feredge").exists()  # nothing tampered is copied
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", tmp_path / "absent")
     with pytest.raises(BundleError, match="prebuilt default bundle is missing from this installation"):
         db.default_bundle()
+
+
+@pytest.mark.parametrize("runtime", ["auto", "onnxruntime"])
+def test_loading_the_default_bundle_checks_its_hashes_once(runtime: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Choosing the prebuilt bundle reads its manifest; the pipeline that opens it verifies every file, once."""
+    checked: list[Path] = []
+    real = Bundle.verify
+
+    def counted(self: Bundle) -> None:
+        checked.append(self.root)
+        real(self)
+
+    monkeypatch.setattr(Bundle, "verify", counted)
+    with feredge.load(runtime=runtime) as recognizer:
+        assert str(recognizer.pipeline.runner.model_path).startswith(str(db.SHIPPED_BUNDLE))
+    assert checked == [db.SHIPPED_BUNDLE]
 
 
 @pytest.mark.parametrize("xdg, expected", [
@@ -123,9 +144,9 @@ def test_export_without_output_goes_to_the_cache_not_the_working_directory(tmp_p
 def test_a_runtime_that_writes_its_bundle_gets_a_cache_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """TensorRT adds its engine to the bundle: it runs a verified copy in the cache, reused while it holds the
     shipped files (with whatever the runtime added), replaced when it does not; the package is not touched."""
-    from feredge.runtimes.registry import RUNTIMES
+    from feredge.backends import BACKENDS
 
-    assert [name for name, info in RUNTIMES.items() if info.writes_bundle] == ["tensorrt"]
+    assert [name for name, row in BACKENDS.items() if row.writes_bundle] == ["tensorrt"]
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     before = package_snapshot()
     copy = db.default_bundle("tensorrt")
@@ -190,7 +211,6 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
     the shipped ONNX (ONNX Runtime) and IR (OpenVINO) within the fp32 gate of PyTorch and of the fresh ONNX
     on the 132 real reference faces. An installation without the prebuilt bundle exports this into the cache."""
     from feredge.calibration.reference import reference_faces
-    from feredge.cli.common import ensure_default_bundle
     from feredge.export.onnx_export import torch_logits
     from feredge.models import create_model, deploy_graph
     from feredge.parity import compare_logits
@@ -199,7 +219,7 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
     shipped = Bundle.load(db.SHIPPED_BUNDLE)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setattr(db, "SHIPPED_BUNDLE", tmp_path / "not-installed")
-    fresh_path = ensure_default_bundle(quiet=True)
+    fresh_path = db.ensure_default_bundle(quiet=True)
     assert fresh_path == tmp_path / "cache" / "feredge" / __version__ / "mini_xception-openvino-fp32"
     fresh = Bundle.load(fresh_path)
     for key in ("model", "labels", "spec", "precision", "target", "input", "output", "schema_version"):
@@ -223,7 +243,7 @@ def test_the_shipped_bundle_matches_a_fresh_export_and_torch_on_real_faces(
         for reference, what in ((expected, "torch"), (fresh_onnx, "fresh export")):
             parity = compare_logits(reference, got, runtime=runtime)
             assert parity.passed and parity.samples == 132, (runtime, what, parity)
-    assert ensure_default_bundle(quiet=True) == fresh_path  # exported once, then reused
+    assert db.ensure_default_bundle(quiet=True) == fresh_path  # exported once, then reused
 
 
 def _pip_reaches_an_index(python: Path, scratch: Path) -> bool:

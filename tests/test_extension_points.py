@@ -1,6 +1,7 @@
-"""Adding a runtime is one runner module and one registry row; adding an export target is one
-build function and one table row (docs/architecture.md). Shown with a toy of each, registered
-for the test only: nothing else in feredge is edited for them to work end to end."""
+"""Adding a back end with its export target is one module (the runner and the build function, here
+this file) and one :class:`~feredge.backends.Backend` row (docs/architecture.md). Shown with a toy,
+registered for the test only: nothing else in feredge is edited for it to work end to end — export,
+bundle loading, the runner, the bench's artifact lookup and the CLI's choices all read the row."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ class ToyRunner(Runner):
     """A 'new back end': ONNX Runtime behind its own name, reading its own bundle role."""
 
     name = "toy"
-    bundle_roles = ("toy_onnx", "onnx")
-    devices = ("cpu",)
 
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort
@@ -36,7 +35,7 @@ class ToyRunner(Runner):
         del self.session
 
 
-def _build_toy(ctx) -> None:  # type: ignore[no-untyped-def]
+def build_toy(ctx) -> None:  # type: ignore[no-untyped-def]
     """A 'new export target': a copy of the verified fp32 ONNX under its own role, checked in the toy runtime."""
     from feredge.parity import compare_logits
 
@@ -48,14 +47,14 @@ def _build_toy(ctx) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def toys(monkeypatch: pytest.MonkeyPatch) -> None:
-    from feredge.export.context import ExportTarget
-    from feredge.export.targets import TARGETS
-    from feredge.runtimes.registry import RUNTIMES, RuntimeInfo
+    """The one registry row: runner, bundle roles, devices and export target."""
+    from feredge.backends import BACKENDS, Backend, ExportTarget
 
-    monkeypatch.setitem(RUNTIMES, "toy", RuntimeInfo("toy", __name__, "ToyRunner", ("onnxruntime",), "-",
-                                                     export_target="toy", package="onnxruntime"))
-    monkeypatch.setitem(TARGETS, "toy", ExportTarget("toy", (), ("fp32",), "a toy", _build_toy,
-                                                     int8_runtime="toy"))
+    monkeypatch.setitem(BACKENDS, "toy", Backend(
+        "toy", "ONNX Runtime behind its own name", aliases=("toy-rt",), runner=f"{__name__}:ToyRunner",
+        requires=("onnxruntime",), install="-", package="onnxruntime", bundle_roles=("toy_onnx", "onnx"),
+        devices=("cpu",), bundle_target="toy",
+        target=ExportTarget("toy", ("toy-format",), ("fp32",), "a toy", f"{__name__}:build_toy")))
 
 
 @pytest.mark.slow
@@ -64,25 +63,43 @@ def test_a_toy_runtime_and_target_work_end_to_end_from_their_rows_alone(tmp_path
     from feredge.bench.model_bench import artifact_bytes, runner_role
     from feredge.bundle import Bundle
     from feredge.calibration.reference import reference_faces
+    from feredge.errors import FeredgeError
     from feredge.export.exporter import ExportOptions, export
     from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
     from feredge.runtimes.registry import runner_class, runtime_info
 
-    result = export(ExportOptions(target="toy", output=tmp_path / "bundle", max_batch=8))
+    result = export(ExportOptions(target="toy-format", output=tmp_path / "bundle", max_batch=8))
     bundle = Bundle.load(result.bundle)  # listed, hashed, members checked: the toy file too
     assert bundle.manifest["target"] == "toy" and bundle.roles()["toy_onnx"] == "toy.onnx"
     assert [p["runtime"] for p in result.manifest["parity"]["results"]] == ["onnxruntime", "toy"]
-    assert runner_class("toy") is ToyRunner and runtime_info("toy").export_target == "toy"
+    assert runner_class("toy-rt") is ToyRunner and runtime_info("toy").bundle_target == "toy"
     assert runner_role(bundle, "toy") == "toy_onnx" and artifact_bytes(bundle, "toy") > 0
     faces = reference_faces(bundle.spec, include_lfw=False).batch
     with ToyRunner.from_bundle(bundle) as toy, OnnxRuntimeRunner.from_bundle(bundle) as ort:
-        assert toy.model_path.name == "toy.onnx"
+        assert toy.model_path.name == "toy.onnx" and toy.device == "cpu"
         np.testing.assert_allclose(toy.infer_all(faces), ort.infer_all(faces), atol=1e-5)
+    with pytest.raises(FeredgeError, match="runtime toy runs on cpu, not 'gpu'"):
+        ToyRunner(bundle.path("toy_onnx"), device="gpu")  # the row's devices
+
+
+@pytest.mark.usefixtures("toys")
+def test_the_cli_offers_the_toy_from_its_row() -> None:
+    import argparse
+
+    from feredge.cli import export_cmd, infer_cmd
+
+    def choices(module, flag: str) -> list[str]:  # type: ignore[no-untyped-def]
+        parser = argparse.ArgumentParser()
+        module.add_arguments(parser)
+        return next(a.choices for a in parser._actions if flag in a.option_strings)
+
+    assert {"toy", "toy-rt"} <= set(choices(infer_cmd, "--runtime"))
+    assert {"toy", "toy-format"} <= set(choices(export_cmd, "--target"))
 
 
 def test_unknown_names_are_errors_not_fallbacks() -> None:
+    from feredge.backends import resolve_target
     from feredge.errors import FeredgeError
-    from feredge.export.targets import resolve_target
     from feredge.runtimes.registry import runtime_info
 
     with pytest.raises(FeredgeError, match="unknown runtime 'toy'"):

@@ -4,8 +4,8 @@ Every ``import`` in every module under ``feredge/`` counts — top level, inside
 ``if TYPE_CHECKING:`` — because a function-level import that dodges a cycle still ties the two
 modules together (neither can be moved or tested without the other). ``from pkg import name`` is an
 edge to ``pkg.name`` when that is a module, else to ``pkg``. Imports by computed name
-(``importlib.import_module``: the runtime registry, the model-family discovery) are not edges: they
-are the plugin points.
+(``importlib.import_module``: the back-end rows' runner and build references, the default bundle's
+fallback export, the model-family discovery) are not edges: they are the plugin points.
 
 Device side (:data:`DEVICE_SIDE`: what a Jetson runs from a bundle) must never import the training
 side: neither its packages (torch, ModelOpt, NNCF, ONNX tooling, …) nor feredge's export, train,
@@ -28,9 +28,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What runs on the device from a bundle: packages and modules (a name covers its submodules).
-DEVICE_SIDE = ("feredge.runtimes", "feredge.preprocess", "feredge.video", "feredge.bundle", "feredge.parity",
-               "feredge.errors", "feredge.fileio", "feredge.dirswap", "feredge.labels", "feredge.serve",
-               "feredge.default_bundle", "feredge.progress")
+DEVICE_SIDE = ("feredge.backends", "feredge.runtimes", "feredge.preprocess", "feredge.video", "feredge.bundle",
+               "feredge.parity", "feredge.errors", "feredge.fileio", "feredge.dirswap", "feredge.labels",
+               "feredge.serve", "feredge.default_bundle", "feredge.progress")
 #: Distributions of the ``train`` and ``int8`` extras (pyproject.toml), by import name.
 TRAINING_PACKAGES = frozenset({"torch", "torchvision", "safetensors", "onnx", "onnxscript", "onnxconverter_common",
                                "modelopt", "nncf", "skimage"})

@@ -128,7 +128,7 @@ def run_fidelity(model: str, bundles: dict[str, Path], runtimes: list[str], data
         for runtime in runtimes:
             if runtime == "torch":
                 continue
-            path = _pick(targets, runtime_info(runtime).export_target, precision)
+            path = _pick(targets, runtime_info(runtime).bundle_target, precision)
             if path is None:
                 skipped.append({"runtime": runtime, "precision": precision, "reason": "no artifact"})
                 continue

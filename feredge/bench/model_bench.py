@@ -118,10 +118,10 @@ class ModelResult:
 
 
 def runner_role(bundle: Any, runtime: str) -> str | None:
-    """The role of the file ``runtime``'s runner loads from ``bundle`` (its own ``bundle_roles``, first match)."""
-    from feredge.runtimes.registry import runner_class
+    """The role of the file ``runtime``'s runner loads from ``bundle`` (its row's bundle roles, first match)."""
+    from feredge.runtimes.registry import runtime_info
 
-    return next((role for role in runner_class(runtime).bundle_roles if bundle.has(role)), None)
+    return next((role for role in runtime_info(runtime).bundle_roles if bundle.has(role)), None)
 
 
 def artifact_bytes(bundle: Any, runtime: str) -> int:
@@ -243,7 +243,7 @@ def bench_model(ref: ModelRef, config: MatrixConfig, log: Callable[[str], None] 
     cases = [(precision, runtime) for precision in precisions for runtime in runtimes]
     for precision, runtime in bar(cases, desc=f"bench {ref.label}", unit="case"):
         name = resolve_name(runtime)
-        target = runtime_info(name).export_target
+        target = runtime_info(name).bundle_target
         if name == "torch" and precision != "fp32":
             skips.append(Skip(ref.label, precision, name, "PyTorch eager runs the fp32 weights only (its fp32 "
                               "row is the reference)"))

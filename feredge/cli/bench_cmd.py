@@ -19,7 +19,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from feredge.cli.common import add_json_flag, ensure_default_bundle, format_table, print_json, progress
+from feredge.cli.common import add_json_flag, format_table, print_json, progress
+from feredge.default_bundle import ensure_default_bundle
 
 NAME = "bench"
 HELP = "measure inference latency (p50/p90/p99, throughput) per runtime and batch size"

@@ -1,11 +1,10 @@
-"""Helpers shared by the commands: JSON printing, progress bars, default bundle."""
+"""Helpers shared by the commands: JSON printing, progress bars, output flags, tables."""
 
 from __future__ import annotations
 
 import json
 import sys
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -21,44 +20,6 @@ def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", en
     from feredge.progress import bar
 
     yield from bar(items, total=total, desc=desc, enabled=enabled)
-
-
-def ensure_default_bundle(quiet: bool = False, runtime: str | Iterable[str] = "auto") -> Path:
-    """The shipped model's bundle for ``runtime`` (or the runtimes a command runs) when no ``--bundle`` is given.
-
-    The prebuilt one in the package, as it is (read-only), or its copy in the per-user cache for a
-    runtime that writes into its bundle (:func:`feredge.default_bundle.default_bundle`). Only an
-    installation without the prebuilt bundle (package data left out) exports it, into the cache,
-    which needs the training side; a prebuilt bundle that fails to verify is an error, never re-exported.
-    """
-    from feredge.default_bundle import SHIPPED_BUNDLE, SHIPPED_PRECISION, SHIPPED_TARGET, cache_bundle_path
-    from feredge.default_bundle import default_bundle as prebuilt
-    from feredge.errors import MissingBackendError
-
-    if (SHIPPED_BUNDLE / "manifest.json").is_file():
-        return prebuilt(runtime)
-    try:
-        import torch  # noqa: F401  (the export below needs it; say so in one line rather than deep inside)
-    except ImportError:
-        raise MissingBackendError(
-            f"no --bundle given, and this installation lacks the prebuilt default bundle ({SHIPPED_BUNDLE}); "
-            "reinstall feredge, install the training side to export it (pip install 'feredge[train]'), "
-            "or pass --bundle DIR") from None
-    from feredge.export.shipped import export_shipped
-    from feredge.models import DEFAULT_MODEL
-
-    cached = cache_bundle_path(DEFAULT_MODEL, SHIPPED_TARGET, SHIPPED_PRECISION)
-    if (cached / "manifest.json").is_file():
-        return cached
-    if not quiet:
-        from feredge.progress import note
-
-        note(f"exporting the default model to {cached} (the prebuilt bundle is missing)")
-    from feredge.logs import third_party_output
-
-    with third_party_output():  # the ONNX exporter prints on stdout, which may be --json output
-        export_shipped(cached)
-    return cached
 
 
 def add_json_flag(parser: Any, what: str = "results") -> None:

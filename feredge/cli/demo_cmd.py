@@ -16,7 +16,8 @@ from typing import Any
 
 from feredge.cli import bench_cmd, export_cmd, infer_cmd
 from feredge.cli.args import OneLineParser, output_dir, positive_int
-from feredge.cli.common import add_output_flags, ensure_default_bundle
+from feredge.cli.common import add_output_flags
+from feredge.default_bundle import ensure_default_bundle
 
 NAME = "demo"
 HELP = "export the shipped model, run it on the shipped face photo, and benchmark the runtimes"

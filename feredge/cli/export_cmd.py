@@ -15,11 +15,11 @@ EXAMPLE = ("feredge export --target openvino --precision fp32 --output bundles/d
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from feredge.backends import export_targets
     from feredge.cli.args import float_in, int_at_least, output_dir, positive_int
-    from feredge.export.targets import TARGETS
     from feredge.quantize.ptq import PTQ_BACKENDS
 
-    targets = [name for t in TARGETS.values() for name in (t.name, *t.aliases)]
+    targets = [name for t in export_targets() for name in (t.name, *t.aliases)]
     parser.add_argument("--target", default="openvino", choices=targets, help="export format (default openvino)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"),
                         help="default fp32 (int8: needs --calib DATA or a QAT checkpoint from `feredge qat`)")

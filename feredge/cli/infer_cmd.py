@@ -30,7 +30,7 @@ from feredge.cli.args import (
     positive_int,
     unit_interval,
 )
-from feredge.cli.common import ensure_default_bundle, progress
+from feredge.cli.common import progress
 from feredge.cli.sources import (
     Source,
     read_source_image,
@@ -40,6 +40,7 @@ from feredge.cli.sources import (
     source_stem,
     split_sources,
 )
+from feredge.default_bundle import ensure_default_bundle
 from feredge.fileio import LineSink, write_text_atomic
 from feredge.progress import echo, note
 
@@ -56,13 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "rtsp:// and other streams (default: the shipped face photo)")
     parser.add_argument("--bundle", type=Path,
                         help="bundle directory (default: the shipped model's prebuilt bundle)")
+    from feredge.backends import runtime, runtime_names
     from feredge.preprocess.detect import DETECTORS
-    from feredge.runtimes.registry import RUNTIMES
     from feredge.video.schedule import DetectionSchedule
 
-    runtimes = ("auto", *RUNTIMES, *(alias for info in RUNTIMES.values() for alias in info.aliases))
+    names = runtime_names()
+    runtimes = ("auto", *names, *(alias for name in names for alias in runtime(name).aliases))
     parser.add_argument("--runtime", default="auto", choices=runtimes, metavar="RUNTIME",
-                        help=f"auto (default) or one of {', '.join(RUNTIMES)}")
+                        help=f"auto (default) or one of {', '.join(names)}")
     parser.add_argument("--server", metavar="HOST:PORT",
                         help="send the images to a Triton serving a feredge repository (feredge serve; its HTTP port) "
                              "instead of running a model here; the same records come back")

@@ -1,21 +1,22 @@
 """What an export target is given: the options and the export in progress.
 
-Apart from :mod:`feredge.export.exporter` (the driver, which imports the targets) so that targets
-and the INT8 step can name these types without an import cycle.
+Apart from :mod:`feredge.export.exporter` (the driver, which runs the targets' builds) so that the
+build functions and the INT8 step can name these types without an import cycle. The target itself is
+its back-end row's :class:`~feredge.backends.ExportTarget`.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from feredge.backends import ExportTarget
 from feredge.errors import FeredgeError
 
-if TYPE_CHECKING:  # types only: the CLI reads the target table without torch (feredge --help on a device)
+if TYPE_CHECKING:  # types only: importing the context (a target's build does) imports neither torch nor them
     import numpy as np
 
     from feredge.calibration.reference import ReferenceSet
@@ -26,29 +27,6 @@ if TYPE_CHECKING:  # types only: the CLI reads the target table without torch (f
     from feredge.quantize.options import Int8Options
 
 DEFAULT_OPSET = 18  # the ONNX opset every export writes (feredge.export.onnx_export)
-
-
-@dataclass(frozen=True)
-class ExportTarget:
-    """A format and every fact the export, quantize and bench sides need about it (no side tables)."""
-
-    name: str
-    aliases: tuple[str, ...]
-    precisions: tuple[str, ...]
-    description: str
-    build: Callable[[ExportContext], None]
-    #: the runtime that measures this target's INT8 artifact here (TensorRT cannot run here: its
-    #: Q/DQ ONNX is measured in ONNX Runtime, which reads the same Q/DQ semantics)
-    int8_runtime: str = "onnxruntime"
-    #: ``--ptq auto``: the target runtime's own tool (ModelOpt for TensorRT)
-    auto_ptq: str = "ort"
-    #: INT8 artifact kinds the target can ship (feredge.quantize.ptq: qdq_onnx, openvino_ir)
-    int8_kinds: tuple[str, ...] = ("qdq_onnx",)
-    #: 7-bit weights by default (feredge.quantize.config): CPUs without VNNI saturate; GPUs never do
-    overflow_fix: bool = True
-    #: runner roles the bundle's other networks (the detector) get on this target: the ONNX always,
-    #: plus what its runtime reads natively (feredge.export.detector_network.CONVERTERS)
-    network_roles: tuple[str, ...] = ("onnx",)
 
 
 @dataclass
@@ -82,7 +60,9 @@ class ExportContext:
     parity: list[ParityResult] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)
     manifest_extra: dict[str, Any] = field(default_factory=dict)
-    target: ExportTarget | None = None  # the row being built (its INT8 facts: feredge.export.int8)
+    #: the target being built: its back-end row's export facts (INT8: feredge.export.int8; other networks'
+    #: roles: feredge.export.detector_network)
+    target: ExportTarget | None = None
     state: dict[str, Any] = field(default_factory=dict)  # a target's own working data (INT8: its gate faces)
     scratch_dirs: list[Path] = field(default_factory=list)
 

@@ -9,14 +9,14 @@ this network up (:func:`feredge.preprocess.detect.detector_for_bundle`).
 What goes in: the BlazeFace ONNX of the variant named by ``ExportOptions.detector_network``
 (shipped in ``feredge/assets/blazeface``, converted from MediaPipe's TFLite and checked against it,
 ``PROVENANCE.json``), byte for byte; then each runner role the target lists in
-:attr:`~feredge.export.context.ExportTarget.network_roles` beyond ``onnx`` is built by
+:attr:`~feredge.backends.ExportTarget.network_roles` beyond ``onnx`` is built by
 :data:`CONVERTERS` (OpenVINO IR for the openvino target). The network stays fp32 on every target.
 
 Verification (:func:`detector_parity`), recorded in the network's ``parity`` and a failure aborts
-the export: every runtime the network is declared for against ONNX Runtime on the bundle's ONNX,
-on real one-face photos (the shipped astronaut, scikit-image's cameraman, matplotlib's Grace Hopper
-when matplotlib is installed): the raw network output of every view, and the decoded faces (same
-count per photo, boxes and keypoints within half a pixel, scores within 1e-3). A runtime the
+the export: every runtime the network is declared for (:func:`declared_runtimes`) against ONNX Runtime
+on the bundle's ONNX, on real one-face photos (the shipped astronaut, scikit-image's cameraman,
+matplotlib's Grace Hopper when matplotlib is installed): the raw network output of every view, and
+the decoded faces (same count per photo, boxes and keypoints within half a pixel, scores within 1e-3). A runtime the
 detector runs with other options (:data:`~feredge.preprocess.blazeface.RUNNER_OPTIONS`: OpenVINO at
 the device's own precision, bf16 on a bf16 CPU) is checked a second time as it runs, at
 :data:`DEVICE_TOLERANCES`; each row records its options and limits.
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from feredge.backends import network_runtimes
 from feredge.bundle import Network, network_file_role, sha256_file
 from feredge.errors import FeredgeError
 from feredge.preprocess.blazeface import (
@@ -44,15 +45,12 @@ from feredge.preprocess.blazeface import (
     runner_options,
 )
 from feredge.preprocess.image_io import read_image
-from feredge.runtimes.registry import runner_class
+from feredge.runtimes.registry import runner_class, runtime_info
 
 if TYPE_CHECKING:
     from feredge.export.context import ExportContext
 
 ROLE = "detector"
-#: runtimes a detector network is verified in and declared for (TensorRT: the ONNX passes its static
-#: checks, recorded, but the engine build is the classifier's only so far)
-RUNTIMES = ("onnxruntime", "openvino")
 #: the runtime every other one is compared with, on the bundle's ONNX — the very file PROVENANCE.json
 #: checked against MediaPipe's TFLite interpreter (its sha256 is checked before the copy)
 REFERENCE = "onnxruntime"
@@ -60,6 +58,17 @@ REFERENCE = "onnxruntime"
 RAW_ATOL_PER_100 = 2e-2
 BOX_ATOL_PX = 0.5
 SCORE_ATOL = 1e-3
+
+
+def declared_runtimes() -> tuple[str, ...]:
+    """The runtimes a detector network is verified in and declared for: the rows that say
+    ``verifies_networks`` (:data:`feredge.backends.BACKENDS`), :data:`REFERENCE` first. TensorRT's row
+    does not: its ONNX passes the static checks, recorded, but the engine build is the classifier's only so far."""
+    others = [name for name in network_runtimes() if name != REFERENCE]
+    if len(others) == len(network_runtimes()):
+        raise FeredgeError(f"the detector network's reference runtime {REFERENCE} does not verify networks "
+                           "(a feredge bug: its back-end row)")
+    return (REFERENCE, *others)
 
 
 @dataclass(frozen=True)
@@ -185,11 +194,10 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
     onnx_runner = runner_class(REFERENCE)(ctx.staging / files["onnx"], threads=1)
     reference = BlazeFaceDetector(variant=variant, runner=onnx_runner)
     parity = []
-    for runtime in RUNTIMES:
-        if runtime == REFERENCE:
-            continue
+    runtimes = declared_runtimes()
+    for runtime in runtimes[1:]:
         cls = runner_class(runtime)
-        role = next(r for r in cls.bundle_roles if r in files)
+        role = next(r for r in runtime_info(runtime).bundle_roles if r in files)
         # fp32 parity, then the options the detector really runs with (OpenVINO: the device's precision)
         checks = [({"precision": "fp32"}, FP32_TOLERANCES)]
         if RUNNER_OPTIONS.get(runtime):
@@ -217,7 +225,7 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
         input={"name": "input", "shape": [None, 3, variant.input_size, variant.input_size], "dtype": "float32",
                "layout": "NCHW", "color": "RGB", "scale": "x / 127.5 - 1", "max_batch": None},
         output={"name": "detections", "shape": [None, len(anchors), 17]},
-        parity=tuple(parity), runtimes=RUNTIMES)
+        parity=tuple(parity), runtimes=runtimes)
     ctx.networks[ROLE] = {**network.to_manifest(),
                           "source": {"asset": f"feredge/assets/blazeface/{variant.model}", "sha256": record["sha256"],
                                      "converted_from": record["source_file"],

@@ -2,8 +2,8 @@
 
 Steps shared by every target: the deploy graph's weights (safetensors, so the torch runtime and
 later rebuilds can use the bundle) and an fp32 ONNX verified against PyTorch on real faces. The
-target then adds its own artifacts (:mod:`feredge.export.targets`). Every numerical check is
-recorded in the manifest's ``parity`` list; one that fails aborts the export, and because the
+target then adds its own artifacts: its back-end row's build (:attr:`feredge.backends.ExportTarget.build`).
+Every numerical check is recorded in the manifest's ``parity`` list; one that fails aborts the export, and because the
 bundle is staged, nothing already at the destination is touched. Before the staged bundle
 replaces the destination it is loaded the way a device loads it (:meth:`Bundle.load`): a target
 that wrote a file it did not list (OpenVINO's ``model.bin``, say) fails the export instead of
@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from feredge.backends import resolve_target
 from feredge.bundle import (
     BUNDLE_SCHEMA_VERSION,
     CLASSIFIER,
@@ -38,7 +39,6 @@ from feredge.export.context import ExportContext, ExportOptions
 from feredge.export.detector_network import add_detector_network
 from feredge.export.onnx_export import export_onnx, torch_logits
 from feredge.export.source import resolve_source
-from feredge.export.targets import resolve_target
 from feredge.version import __version__
 
 __all__ = ["ExportContext", "ExportOptions", "ExportResult", "export"]
@@ -107,7 +107,7 @@ def export(options: ExportOptions, progress: Callable[[str], None] | None = None
         ctx.parity.append(onnx_report.parity)
         step(f"building {target.name} artifacts")
         try:
-            target.build(ctx)
+            target.builder()(ctx)
         finally:
             ctx.remove_scratch()
         if options.detector_network:

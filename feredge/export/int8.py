@@ -59,6 +59,7 @@ from feredge.quantize.options import int8_options_of, overflow_fix_for
 from feredge.quantize.ptq import QDQ_ONNX, Int8Artifact, Int8Request, PtqBackend, qat_artifact, resolve_backend
 
 if TYPE_CHECKING:
+    from feredge.backends import ExportTarget
     from feredge.export.context import ExportContext
 
 NEEDS_CALIB = ("--precision int8 needs --calib DATA (a dataset or a folder of face photos) unless --checkpoint "
@@ -164,8 +165,8 @@ def quantize_for(ctx: ExportContext, target: str) -> Int8Outcome:
     return Int8Outcome(artifact, "qat" if qat else artifact.method, manifest)
 
 
-def _row(ctx: ExportContext) -> Any:
-    """The export target's row (its INT8 runtime, PTQ default, artifact kinds, overflow-fix default)."""
+def _row(ctx: ExportContext) -> ExportTarget:
+    """The export target's facts from its back-end row (INT8 runtime, PTQ default, artifact kinds, overflow fix)."""
     if ctx.target is None:
         raise FeredgeError("an INT8 export needs its target's row on the export context (a feredge bug)")
     return ctx.target

@@ -228,7 +228,7 @@ PTQ_BACKENDS: dict[str, PtqBackend] = {
 }
 
 def resolve_backend(name: str, target: str, *, auto: str, kinds: tuple[str, ...]) -> PtqBackend:
-    """``--ptq NAME`` for ``target``, whose row (:class:`feredge.export.targets.ExportTarget`) gives
+    """``--ptq NAME`` for ``target``, whose back-end row (:class:`feredge.backends.ExportTarget`) gives
     what ``auto`` means and the artifact ``kinds`` it can ship."""
     key = auto if name == "auto" else name
     backend = PTQ_BACKENDS.get(key)

@@ -1,6 +1,6 @@
 """Runners for every back end behind one interface, and the device-side pipeline (no torch)."""
 
 from feredge.runtimes.base import Runner, TensorMeta
-from feredge.runtimes.registry import RUNTIMES, available_runtimes, resolve_name, runner_class
+from feredge.runtimes.registry import available_runtimes, resolve_name, runner_class
 
-__all__ = ["RUNTIMES", "Runner", "TensorMeta", "available_runtimes", "resolve_name", "runner_class"]
+__all__ = ["Runner", "TensorMeta", "available_runtimes", "resolve_name", "runner_class"]

@@ -31,6 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from feredge.backends import Backend, runtime
 from feredge.errors import FeredgeError
 
 #: how many of the latest ``infer`` wall times a runner keeps (8 bytes each plus deque overhead)
@@ -82,24 +83,25 @@ class TensorMeta:
 
 
 def check_device(device: str | None, runner: type[Runner]) -> str:
-    """``device`` lower-cased, or the runner's default; one the runner cannot take is an error."""
+    """``device`` lower-cased, or the runner's default (the first of its row's devices); one the runner
+    cannot take is an error."""
+    devices = runner.row().devices
     if device is None:
-        return runner.devices[0]
+        return devices[0]
     key = str(device).lower()
-    if key not in runner.devices:
-        raise FeredgeError(f"runtime {runner.name} runs on {', '.join(runner.devices)}, not {device!r}")
+    if key not in devices:
+        raise FeredgeError(f"runtime {runner.name} runs on {', '.join(devices)}, not {device!r}")
     return key
 
 
 class Runner(ABC):
-    """Base class of the back-end adapters; subclasses implement the three ``_`` hooks."""
+    """Base class of the back-end adapters; subclasses implement the three ``_`` hooks.
 
+    A runner's facts (the bundle roles it reads, the devices it takes) are its back-end row's
+    (:data:`feredge.backends.BACKENDS`, found by :attr:`name`), not class attributes of its own."""
+
+    #: the back end's name: the key of its row
     name: ClassVar[str]
-    #: bundle file roles this runner needs, first match wins (e.g. openvino falls back to onnx)
-    bundle_roles: ClassVar[tuple[str, ...]]
-
-    #: devices the runner takes (``device=``), first the default; "auto" lets the back end choose
-    devices: ClassVar[tuple[str, ...]] = ("cpu",)
 
     def __init__(self, model_path: str | Path, *, threads: int | None = None, max_batch: int | None = None,
                  device: str | None = None, **options: Any) -> None:
@@ -116,11 +118,17 @@ class Runner(ABC):
         self._checked: tuple[tuple[int, ...], np.dtype] | None = None  # the last input shape/dtype accepted
 
     @classmethod
+    def row(cls) -> Backend:
+        """This runner's back-end row (an unregistered name is an error)."""
+        return runtime(cls.name)
+
+    @classmethod
     def from_bundle(cls, bundle: Any, network: str = "classifier", **options: Any) -> Runner:
         """A runner for one network of ``bundle`` (the classifier unless ``network`` names another role,
-        e.g. ``detector``), from the first of :attr:`bundle_roles` the network has a file for."""
+        e.g. ``detector``), from the first of its row's bundle roles the network has a file for."""
+        roles = cls.row().bundle_roles
         if network == "classifier":
-            for role in cls.bundle_roles:
+            for role in roles:
                 if bundle.has(role):
                     options.setdefault("max_batch", bundle.max_batch)
                     # fp16/int8 files keep float32 I/O: the precision a runner reports comes from the bundle's
@@ -131,13 +139,13 @@ class Runner(ABC):
                                                      len(bundle.labels))
                     return runner
             raise FeredgeError(
-                f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(cls.bundle_roles)})"
+                f"{bundle.root}: no file for runtime {cls.name} (needs one of: {', '.join(roles)})"
             )
         net = bundle.network(network)
         if net.runtimes and cls.name not in net.runtimes:
             raise FeredgeError(f"{bundle.root}: the {network} network was verified for {', '.join(net.runtimes)}, "
                                f"not {cls.name}")
-        for role in cls.bundle_roles:
+        for role in roles:
             if net.has(role):
                 options.setdefault("max_batch", net.max_batch)
                 options.setdefault("precision", bundle.file_precision_of(net.files[role]))
@@ -147,7 +155,7 @@ class Runner(ABC):
                                                  network=network, output_shape=out)
                 return runner
         raise FeredgeError(f"{bundle.root}: the {network} network has no file for runtime {cls.name} "
-                           f"(needs one of: {', '.join(cls.bundle_roles)}; has: {', '.join(sorted(net.files))})")
+                           f"(needs one of: {', '.join(roles)}; has: {', '.join(sorted(net.files))})")
 
     @classmethod
     def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:

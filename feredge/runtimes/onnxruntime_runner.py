@@ -16,8 +16,6 @@ from feredge.runtimes.onnx_external import check_onnx_file
 
 class OnnxRuntimeRunner(Runner):
     name = "onnxruntime"
-    bundle_roles = ("onnx",)
-    devices = ("cpu", "gpu", "auto")
 
     def _activate(self) -> TensorMeta:
         import onnxruntime as ort

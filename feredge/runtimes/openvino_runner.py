@@ -40,8 +40,6 @@ DEVICE_PRECISION = "device"
 
 class OpenVINORunner(Runner):
     name = "openvino"
-    bundle_roles = ("openvino_xml", "onnx")
-    devices = ("cpu", "gpu", "npu", "auto")
 
     def _activate(self) -> TensorMeta:
         import openvino as ov

@@ -16,7 +16,6 @@ from feredge.runtimes.base import Runner, TensorMeta
 
 class TorchRunner(Runner):
     name = "torch"
-    bundle_roles = ("weights",)
 
     @classmethod
     def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:

@@ -16,14 +16,14 @@ from feredge.export.exporter import ExportOptions, export
 
 def test_a_bundle_appearing_during_an_export_without_force_is_left_intact(default_bundle, tmp_path, monkeypatch):
     out = tmp_path / "out"
-    real_build = targets.TARGETS["onnx"].build
+    real_build = targets.build_onnx
 
     def build_while_another_export_finishes(ctx):
         real_build(ctx)
         shutil.copytree(default_bundle, out)  # the other export wins the race
 
-    monkeypatch.setitem(targets.TARGETS, "onnx", targets.ExportTarget(
-        "onnx", ("ort",), ("fp32",), "test", build_while_another_export_finishes))
+    # the onnx row names its build "feredge.export.targets:build_onnx", looked up when the export runs
+    monkeypatch.setattr(targets, "build_onnx", build_while_another_export_finishes)
     with pytest.raises(FeredgeError, match=r"appeared while exporting .*pass --force") as info:
         export(ExportOptions(target="onnx", output=out))
     assert "\n" not in str(info.value)
@@ -32,13 +32,13 @@ def test_a_bundle_appearing_during_an_export_without_force_is_left_intact(defaul
 
 
 def test_a_target_that_writes_an_unlisted_file_fails_the_export(tmp_path, monkeypatch):
-    real_build = targets.TARGETS["onnx"].build
+    real_build = targets.build_onnx
 
     def sloppy(ctx):
         real_build(ctx)
         (ctx.staging / "scratch.tmp").write_bytes(b"left behind")
 
-    monkeypatch.setitem(targets.TARGETS, "onnx", targets.ExportTarget("onnx", ("ort",), ("fp32",), "test", sloppy))
+    monkeypatch.setattr(targets, "build_onnx", sloppy)
     with pytest.raises(FeredgeError, match=r"export wrote an inconsistent bundle.*scratch\.tmp is in the bundle"):
         export(ExportOptions(target="onnx", output=tmp_path / "out"))
     assert not (tmp_path / "out").exists()

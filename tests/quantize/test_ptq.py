@@ -42,10 +42,10 @@ def test_backend(name: str, float_model, float_onnx: Path, real_faces: np.ndarra
 
 
 def test_auto_choice_and_target_check() -> None:
-    from feredge.export.targets import TARGETS
+    from feredge.backends import resolve_target
 
     def resolve(name: str, target: str):  # what the export does: the target's row says what auto means
-        row = TARGETS[target]
+        row = resolve_target(target)
         return resolve_backend(name, target, auto=row.auto_ptq, kinds=row.int8_kinds)
 
     assert resolve("auto", "openvino").name == "nncf"

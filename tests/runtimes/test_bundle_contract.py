@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from feredge.backends import runtime_names
 from feredge.bundle import Bundle, BundleError
 from feredge.errors import FeredgeError
 from feredge.runtimes.base import TIMINGS_WINDOW, Runner, TensorMeta
-from feredge.runtimes.registry import RUNTIMES, is_available, runner_class
+from feredge.runtimes.registry import is_available, runner_class, runtime_info
 
 TRT_STAND_IN = ("TensorRT is not installed; test_tensorrt_runner_checks_the_bundle_with_a_stand_in_engine runs its "
                 "code path (TensorRTRunner.from_bundle → Runner.activate) with the engine replaced")
@@ -32,7 +33,7 @@ RUNTIME_CASES: dict[str, str | None] = {
 
 
 def test_every_registered_runtime_has_a_contract_case():
-    assert set(RUNTIMES) == set(RUNTIME_CASES)
+    assert set(runtime_names()) == set(RUNTIME_CASES)
 
 
 def _edited_copy(default_bundle: Path, tmp_path: Path, edit) -> Bundle:
@@ -123,8 +124,7 @@ def test_tensorrt_runner_checks_the_bundle_with_a_stand_in_engine(default_bundle
 # --- the base class on its own: what every runtime inherits -------------------------------------
 
 class _Fake(Runner):
-    name = "fake"
-    bundle_roles = ("onnx",)
+    name = "fake"  # its row: the fake_row fixture
 
     def __init__(self, *args, out_shape=(1, 7), fail=False, **kwargs):
         super().__init__(*args, **kwargs)
@@ -142,6 +142,16 @@ class _Fake(Runner):
         self.freed += 1
 
 
+@pytest.fixture
+def fake_row(monkeypatch):
+    """The base class's stand-in back end reads its facts from a row like every runner."""
+    from feredge.backends import BACKENDS, Backend
+
+    monkeypatch.setitem(BACKENDS, "fake", Backend("fake", "the base class on its own", runner=f"{__name__}:_Fake",
+                                                  bundle_roles=("onnx",), bundle_target="onnx"))
+
+
+@pytest.mark.usefixtures("fake_row")
 @pytest.mark.parametrize(("out_shape", "fail", "message"), [
     ((1, 6), False, "lists 7 labels but the model outputs 6 values per face"),
     ((1, 7, 1, 1), False, r"outputs 1 values per face \(output shape \(1, 7, 1, 1\)\)"),
@@ -155,6 +165,7 @@ def test_the_probe_catches_what_metadata_cannot(default_bundle, out_shape, fail,
     assert runner.freed == 1 and not runner.is_active  # what the back end loaded is freed
 
 
+@pytest.mark.usefixtures("fake_row")
 def test_a_runner_made_from_a_bare_file_has_no_contract(tmp_path):
     runner = _Fake(tmp_path / "model.onnx", out_shape=(1, 3))
     assert runner.activate().is_active and runner.contract is None
@@ -163,13 +174,9 @@ def test_a_runner_made_from_a_bare_file_has_no_contract(tmp_path):
 # --- threads and the bounded timings window (issue 14, memory and class 6) ----------------------
 
 @pytest.mark.parametrize("threads", [-1, 0, 1.5, "4", True])
-@pytest.mark.parametrize("runtime", sorted(RUNTIMES))
+@pytest.mark.parametrize("runtime", sorted(runtime_names()))
 def test_bad_threads_are_refused_before_loading(tmp_path, runtime, threads):
-    import importlib
-
-    from feredge.runtimes.registry import RUNTIMES as infos
-
-    cls = getattr(importlib.import_module(infos[runtime].module), infos[runtime].class_name)
+    cls = runtime_info(runtime).runner_class()  # the class itself: tensorrt's imports without TensorRT
     with pytest.raises(FeredgeError, match=rf"threads must be a positive integer.*got {threads!r}"):
         cls(tmp_path / "missing.onnx", threads=threads)
 
@@ -182,6 +189,7 @@ def test_threads_reach_the_pipeline_validation(default_bundle):
     assert "cannot load the model" not in str(info.value)
 
 
+@pytest.mark.usefixtures("fake_row")
 def test_timings_keep_a_bounded_window(tmp_path):
     runner = _Fake(tmp_path / "m.onnx").activate()
     batch = np.zeros((1, 1, 8, 8), np.float32)

@@ -28,8 +28,6 @@ from feredge.runtimes.tensorrt.engine_key import preflight
 
 class TensorRTRunner(Runner):
     name = "tensorrt"
-    bundle_roles = ("trt_engine", "onnx")
-    devices = ("gpu",)
 
     @classmethod
     def _from_bundle_file(cls, bundle: Any, role: str, **options: Any) -> Runner:

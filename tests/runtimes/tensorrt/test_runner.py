@@ -7,7 +7,7 @@ import pytest
 
 from feredge.bundle import Bundle
 from feredge.errors import FeredgeError, MissingBackendError
-from feredge.runtimes.registry import AUTO_ORDER, RUNTIMES, is_available, resolve_name, runner_class
+from feredge.runtimes.registry import AUTO_ORDER, is_available, resolve_name, runner_class, runtime_info
 from feredge.runtimes.tensorrt.builder import LocalTensorRT, probe_tensorrt
 from feredge.runtimes.tensorrt.engine_key import EngineKey
 
@@ -16,7 +16,7 @@ needs_gpu = pytest.mark.skipif(LOCAL_TRT is None, reason=f"needs TensorRT and an
 
 
 def test_registered_first_in_auto_order_with_aliases():
-    assert RUNTIMES["tensorrt"].class_name == "TensorRTRunner"
+    assert runtime_info("tensorrt").runner == "feredge.runtimes.tensorrt.runner:TensorRTRunner"
     assert AUTO_ORDER[0] == "tensorrt"
     assert resolve_name("trt") == resolve_name("engine") == "tensorrt"
 
@@ -31,7 +31,8 @@ def test_missing_tensorrt_names_what_to_install():
 def test_runner_module_imports_without_tensorrt():
     from feredge.runtimes.tensorrt.runner import TensorRTRunner
 
-    assert TensorRTRunner.bundle_roles == ("trt_engine", "onnx")
+    assert runtime_info("tensorrt").runner_class() is TensorRTRunner  # the row's reference, without TensorRT
+    assert TensorRTRunner.row().bundle_roles == ("trt_engine", "onnx") and TensorRTRunner.row().devices == ("gpu",)
 
 
 def test_no_build_refuses_a_foreign_engine_before_touching_tensorrt(default_bundle, tmp_path, monkeypatch):
