@@ -251,6 +251,21 @@ def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
 
 
+def network_input(crops: Sequence[np.ndarray]) -> np.ndarray:
+    """(n, 3, size, size) float32 RGB in [-1, 1] from HWC BGR uint8 crops: what MediaPipe's BlazeFace takes.
+
+    Why not ``cv2.dnn.blobFromImages`` (which does the same): it took 5.1 ms for a photo's 21 views,
+    one strided copy per channel plane and an in-place scale 0.63 ms (AMD EPYC, AVX2; same values to 1e-7).
+    """
+    stacked = np.stack(crops)  # (n, h, w, 3) uint8, one contiguous copy
+    batch = np.empty((len(crops), 3, *stacked.shape[1:3]), np.float32)
+    for plane in range(3):
+        batch[:, plane] = stacked[..., 2 - plane]  # BGR → RGB and HWC → CHW in one strided copy
+    batch *= np.float32(1.0 / 127.5)
+    batch -= np.float32(1.0)
+    return batch
+
+
 def _letterbox(image: np.ndarray, size: int, keep_aspect: bool) -> tuple[np.ndarray, float, float, float, float]:
     """The frame in a size×size canvas (centred, black padding); returns it and the view's mapping."""
     h, w = image.shape[:2]
@@ -416,10 +431,7 @@ class BlazeFaceDetector:
 
     def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(views, anchors, 17) raw network output for HWC BGR uint8 crops."""
-        # one C++ pass (BGR → RGB, HWC → CHW, (x − 127.5) / 127.5): numpy's stack, flip, transpose and
-        # scale took 9.1 ms for a photo's 21 views, this 5.7 (same values to 1e-7)
-        batch = cv2.dnn.blobFromImages(list(crops), scalefactor=1.0 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True,
-                                       crop=False)  # no size: crops are used as they are (no resize)
+        batch = network_input(crops)
         if self._queue is not None and len(batch) > 1:
             parts = np.array_split(batch, max(self.streams, -(-len(batch) // self.chunk)))
             futures = [self._queue.submit(part, share=True) for part in parts if len(part)]

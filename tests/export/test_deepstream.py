@@ -119,7 +119,9 @@ def test_blazeface_normalisation_equals_the_detector_code() -> None:
     class Echo:  # a runner that returns its input: what BlazeFaceDetector.infer feeds the network
         model_path = Path("echo.onnx")
         input_meta = TensorMeta("input", (None, 3, SHORT_RANGE.input_size, SHORT_RANGE.input_size))
-        settings: dict[str, object] = {}  # one stream, as every Runner reports
+
+        def __init__(self) -> None:
+            self.settings: dict[str, object] = {}  # one stream, as every Runner reports
 
         def activate(self) -> Echo:
             return self

@@ -24,6 +24,7 @@ from feredge.preprocess.blazeface import (
     decode,
     five_points,
     models_dir,
+    network_input,
     tile_origins,
     weighted_nms,
 )
@@ -199,6 +200,17 @@ def test_batched_detection_equals_per_frame(photos):
         np.testing.assert_allclose(together.keypoints, alone.keypoints, atol=1e-3)
         np.testing.assert_allclose(together.scores, alone.scores, atol=1e-5)
     assert detector.detect_batch(images) == [detector.detect(image) for image in images]
+
+
+def test_network_input_is_rgb_chw_in_minus_one_to_one_as_opencvs_blob(photos):
+    crops, _ = BlazeFaceDetector(variant=BLAZEFACE_SPECS["blazeface_short_tiled"]).views(photos["astronaut"])
+    got = network_input(crops)
+    reference = cv2.dnn.blobFromImages(list(crops), scalefactor=1.0 / 127.5, mean=(127.5, 127.5, 127.5),
+                                       swapRB=True, crop=False)  # OpenCV's own, the slower path it replaces
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    np.testing.assert_allclose(got, reference, atol=1e-6)
+    pixel = crops[3][10, 20]  # one pixel by hand: B, G, R → planes R, G, B
+    np.testing.assert_allclose(got[3, :, 10, 20], pixel[::-1] / 127.5 - 1.0, atol=1e-6)
 
 
 def test_decode_of_a_batch_equals_decode_of_each_view():

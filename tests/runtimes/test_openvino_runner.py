@@ -35,14 +35,13 @@ def test_classifier_batches_of_changing_size_match_onnxruntime_and_come_back_as_
 
 
 def test_a_photos_detector_views_are_wrapped_not_copied_and_match_onnxruntime(astronaut_path: Path) -> None:
-    from feredge.preprocess.blazeface import BlazeFaceDetector
+    from feredge.preprocess.blazeface import BlazeFaceDetector, network_input
     from feredge.preprocess.spec import DetectorSpec
 
     bundle = Bundle.load(SHIPPED)
     detector = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
     crops, _ = detector.views(cv2.imread(str(astronaut_path)))
-    views = cv2.dnn.blobFromImages(list(crops), scalefactor=1.0 / 127.5, mean=(127.5, 127.5, 127.5), swapRB=True,
-                                   crop=False)
+    views = network_input(crops)
     assert views.nbytes >= SHARE_INPUT_BYTES  # the 512² photo's 21 views: the wrapped path
     with OpenVINORunner.from_bundle(bundle, network="detector") as ov, \
             OnnxRuntimeRunner.from_bundle(bundle, network="detector") as ort:
