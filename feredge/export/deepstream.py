@@ -47,6 +47,7 @@ import numpy as np
 
 from feredge.errors import FeredgeError
 from feredge.export.deepstream_options import DeepStreamOptions, deepstream_options_of
+from feredge.export.detector_network import NETWORK_PRECISION
 from feredge.preprocess.spec import PreprocessSpec
 
 if TYPE_CHECKING:
@@ -198,10 +199,12 @@ def _normalisation_keys(norm: Normalisation) -> dict[str, str]:
             "model-color-format": str(norm.color_format)}
 
 
-def primary_config(detector: Mapping[str, Any], onnx_file: str, options: DeepStreamOptions) -> Config:
-    """nvinfer config of the BlazeFace network (``detector``: the bundle's ``networks.detector`` spec)."""
+def primary_config(detector: Mapping[str, Any], onnx_file: str, options: DeepStreamOptions,
+                   precision: str = "fp32") -> Config:
+    """nvinfer config of the BlazeFace network (``detector``: the bundle's ``networks.detector`` spec) at the
+    detector's ``precision`` (:data:`feredge.export.detector_network.NETWORK_PRECISION`: fp16 in an fp16
+    bundle, fp32 in an int8 one); nvinfer builds fp16 from the fp32 ONNX, as TensorRT 10 does."""
     size = int(detector["input_size"])
-    precision = "fp32"  # the detector network stays fp32 on every target (feredge.export.detector_network)
     notes = [f"feredge: BlazeFace {detector['name']} ({detector['model']}) as primary GIE, {size}x{size} RGB, "
              "x/127.5 - 1, letterboxed (centred, black).",
              "BlazeFace outputs raw SSD anchors: a custom bbox parser is REQUIRED. parse-bbox-func-name and",
@@ -510,7 +513,8 @@ def _detector_variant(ctx: ExportContext) -> Any:
 
 
 def _copy_detector(variant: Any, destination: Path) -> None:
-    """The shipped BlazeFace ONNX, checked against PROVENANCE.json (the same bytes the bundle's detector gets)."""
+    """The shipped fp32 BlazeFace ONNX, checked against PROVENANCE.json (the bytes an fp32 bundle's detector gets;
+    in an fp16 bundle nvinfer builds fp16 from it, ``network-mode=2``, as TensorRT 10 builds from an fp32 ONNX)."""
     from feredge.bundle import sha256_file
     from feredge.preprocess.blazeface import models_dir
 
@@ -546,7 +550,7 @@ def build_deepstream(ctx: ExportContext) -> None:
     (out / DETECTOR_LABELS).write_text("face\n", encoding="utf-8")
     (out / CLASSIFIER_LABELS).write_text(";".join(ctx.source.labels) + "\n", encoding="utf-8")
     batch = min(options.classifier_batch, ctx.options.max_batch)
-    configs = {PRIMARY: primary_config(variant.to_dict(), detector_onnx, options),
+    configs = {PRIMARY: primary_config(variant.to_dict(), detector_onnx, options, NETWORK_PRECISION[precision]),
                SECONDARY: secondary_config(ctx.source.spec, CLASSIFIER_ONNX, precision, batch, options),
                APP: app_config(options, batch)}
     for name, config in configs.items():

@@ -8,13 +8,21 @@ this network up (:func:`feredge.preprocess.detect.detector_for_bundle`).
 
 What goes in: the BlazeFace ONNX of the variant named by ``ExportOptions.detector_network``
 (shipped in ``feredge/assets/blazeface``, converted from MediaPipe's TFLite and checked against it,
-``PROVENANCE.json``), byte for byte; then each runner role the target lists in
-:attr:`~feredge.backends.ExportTarget.network_roles` beyond ``onnx`` is built by
-:data:`CONVERTERS` (OpenVINO IR for the openvino target). The network stays fp32 on every target.
+``PROVENANCE.json``), byte for byte, or converted to fp16 (see below); then each runner role the
+target lists in :attr:`~feredge.backends.ExportTarget.network_roles` beyond ``onnx`` is built by
+:data:`CONVERTERS` (OpenVINO IR for the openvino target).
+
+Precision (:data:`NETWORK_PRECISION`): an fp16 bundle's detector is fp16 like its classifier — the
+ONNX converted by ``onnxconverter_common.float16`` with float32 inputs and outputs kept (a caller
+feeds the same views), the OpenVINO IR saved with fp16 weights. An int8 bundle's detector stays
+fp32, recorded with the reason in the network's ``precision_note``: NNCF's INT8 short-range net
+took 16.9 ms for a photo's views against f32's 13.4 and its raw outputs left the parity limits on
+an AVX2 CPU without VNNI (AMD EPYC, 2026-12-02); the classifier's INT8 is unaffected.
 
 Verification (:func:`detector_parity`), recorded in the network's ``parity`` and a failure aborts
 the export: every runtime the network is declared for (:func:`declared_runtimes`) against ONNX Runtime
-on the bundle's ONNX, on real one-face photos (the shipped astronaut, scikit-image's cameraman,
+on the packaged fp32 ONNX (an fp32 bundle's ONNX is that file; its own ONNX Runtime row would compare
+a file with itself and is left out), on real one-face photos (the shipped astronaut, scikit-image's cameraman,
 matplotlib's Grace Hopper when matplotlib is installed): the raw network output of every view, and
 the decoded faces (same count per photo, boxes and keypoints within half a pixel, scores within 1e-3). A runtime the
 detector runs with other options (:data:`~feredge.preprocess.blazeface.RUNNER_OPTIONS`: OpenVINO at
@@ -86,17 +94,37 @@ FP32_TOLERANCES = Tolerances()
 #: keypoints 1.1 px, scores 2.8e-3, the same faces; the limits leave about 2× of that. Faces are then
 #: cropped to 64² from boxes of ~100 px, where 1 px is under one input pixel.
 DEVICE_TOLERANCES = Tolerances(raw_per_100=5.0, box_px=2.5, score=6e-3)
+#: an fp16 file against the fp32 reference. Measured on the three photos (AMD EPYC, AVX2): ONNX
+#: Runtime on the fp16 ONNX within 6.0 of raw outputs up to ~150, boxes 0.008 px, scores 4e-5;
+#: OpenVINO's fp16-weight IR (computed in f32) within 0.02, boxes 6e-5 px. The bf16 limits hold both.
+FP16_TOLERANCES = DEVICE_TOLERANCES
+#: bundle precision → the detector network's files' precision, and their limits (see the module doc)
+NETWORK_PRECISION: dict[str, str] = {"fp32": "fp32", "fp16": "fp16", "int8": "fp32"}
+PRECISION_TOLERANCES: dict[str, Tolerances] = {"fp32": FP32_TOLERANCES, "fp16": FP16_TOLERANCES}
+INT8_NOTE = ("the detector stays fp32 in an int8 bundle: NNCF's INT8 short-range net was slower than f32 "
+             "(16.9 vs 13.4 ms for a photo's views) and left the parity limits on an AVX2 CPU without VNNI")
 
 
-def _openvino_ir(onnx_path: Path, staging: Path, stem: str) -> dict[str, str]:
+def _onnx_at(source: Path, path: Path, precision: str) -> None:
+    """The packaged ONNX as it is (fp32) or converted to fp16 with float32 inputs and outputs kept."""
+    if precision == "fp32":
+        shutil.copyfile(source, path)
+        return
+    import onnx
+    from onnxconverter_common import float16
+
+    onnx.save(float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(path))
+
+
+def _openvino_ir(onnx_path: Path, staging: Path, stem: str, precision: str) -> dict[str, str]:
     from feredge.export.openvino_export import convert_to_openvino
 
-    convert_to_openvino(onnx_path, staging / f"{stem}.xml", compress_to_fp16=False)
+    convert_to_openvino(onnx_path, staging / f"{stem}.xml", compress_to_fp16=precision == "fp16")
     return {"openvino_xml": f"{stem}.xml", "openvino_bin": f"{stem}.bin"}
 
 
-#: runner role → how it is made from the network's ONNX (returns runner role → file name written)
-CONVERTERS: dict[str, Callable[[Path, Path, str], dict[str, str]]] = {"openvino_xml": _openvino_ir}
+#: runner role → how it is made from the packaged fp32 ONNX at a precision (returns runner role → file written)
+CONVERTERS: dict[str, Callable[[Path, Path, str, str], dict[str, str]]] = {"openvino_xml": _openvino_ir}
 
 
 def photos() -> dict[str, np.ndarray]:
@@ -182,32 +210,33 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
     if sha256_file(source) != record["sha256"]:
         raise FeredgeError(f"{source}: does not match its sha256 in PROVENANCE.json (modified asset?)")
     stem = f"detector_{Path(variant.model).stem}"
+    precision = NETWORK_PRECISION[ctx.options.precision]
     files = {"onnx": f"{stem}.onnx"}
-    shutil.copyfile(source, ctx.staging / files["onnx"])
+    _onnx_at(source, ctx.staging / files["onnx"], precision)
     target_roles = ctx.target.network_roles if ctx.target is not None else ("onnx",)
     for role in target_roles:
         if role != "onnx":
-            files.update(CONVERTERS[role](ctx.staging / files["onnx"], ctx.staging, stem))
+            files.update(CONVERTERS[role](source, ctx.staging, stem, precision))
     for role, file in files.items():
-        ctx.add_file(file, network_file_role(ROLE, role), precision="fp32")
+        ctx.add_file(file, network_file_role(ROLE, role), precision=precision)
     images = photos()
-    onnx_runner = runner_class(REFERENCE)(ctx.staging / files["onnx"], threads=1)
-    reference = BlazeFaceDetector(variant=variant, runner=onnx_runner)
+    reference = BlazeFaceDetector(variant=variant, runner=runner_class(REFERENCE)(source, threads=1))
     parity = []
     runtimes = declared_runtimes()
-    for runtime in runtimes[1:]:
+    for runtime in runtimes if precision != "fp32" else runtimes[1:]:
         cls = runner_class(runtime)
         role = next(r for r in runtime_info(runtime).bundle_roles if r in files)
-        # fp32 parity, then the options the detector really runs with (OpenVINO: the device's precision)
-        checks = [({"precision": "fp32"}, FP32_TOLERANCES)]
+        # the file's own precision, then the options the detector really runs with (OpenVINO: the device's)
+        checks = [({"precision": precision}, PRECISION_TOLERANCES[precision])]
         if RUNNER_OPTIONS.get(runtime):
-            checks.append((runner_options(runtime, {"precision": "fp32"}), DEVICE_TOLERANCES))
+            checks.append((runner_options(runtime, {"precision": precision}), DEVICE_TOLERANCES))
         ran_as: set[str] = set()
         for options, limits in checks:
             runner = cls(ctx.staging / files[role], threads=1, **options)
             other = BlazeFaceDetector(variant=variant, runner=runner)
             ran = runtime if "inference_precision" not in runner.settings else \
                 f"{runtime} ({runner.settings['inference_precision']})"
+            ran += "" if precision == "fp32" else f", {precision} file"
             if ran in ran_as:  # the device's precision is f32 here: already checked at the fp32 limits
                 other.runner.deactivate()
                 continue
@@ -226,7 +255,8 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
                "layout": "NCHW", "color": "RGB", "scale": "x / 127.5 - 1", "max_batch": None},
         output={"name": "detections", "shape": [None, len(anchors), 17]},
         parity=tuple(parity), runtimes=runtimes)
-    ctx.networks[ROLE] = {**network.to_manifest(),
+    note = {"precision_note": INT8_NOTE} if ctx.options.precision == "int8" else {}
+    ctx.networks[ROLE] = {**network.to_manifest(), "precision": precision, **note,
                           "source": {"asset": f"feredge/assets/blazeface/{variant.model}", "sha256": record["sha256"],
                                      "converted_from": record["source_file"],
                                      "check_vs_tflite": record["check_vs_tflite"]},

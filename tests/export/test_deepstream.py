@@ -138,6 +138,17 @@ def test_blazeface_normalisation_equals_the_detector_code() -> None:
     np.testing.assert_allclose(got, fed, atol=1e-6)
 
 
+@pytest.mark.parametrize("bundle_precision", ["fp32", "fp16", "int8"])
+def test_the_primary_gie_runs_the_detector_at_its_networks_precision(bundle_precision: str) -> None:
+    from feredge.export.detector_network import NETWORK_PRECISION
+    from feredge.preprocess.blazeface import SHORT_RANGE
+
+    precision = NETWORK_PRECISION[bundle_precision]
+    keys = ds.primary_config(SHORT_RANGE.to_dict(), "d.onnx", DeepStreamOptions(), precision).groups["property"]
+    assert keys["network-mode"] == {"fp32": "0", "fp16": "2"}[precision]  # int8 bundles: an fp32 detector
+    assert keys["model-engine-file"].endswith(f"_{precision}.engine")
+
+
 def test_a_spec_nvinfer_cannot_express_is_refused() -> None:
     with pytest.raises(FeredgeError, match="one net-scale-factor"):
         ds.classifier_normalisation(PreprocessSpec(channels="rgb", std=(0.229, 0.224, 0.225)))

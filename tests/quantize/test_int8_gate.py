@@ -108,6 +108,8 @@ def test_int8_export_with_a_labelled_dataset_is_gated_on_its_val_split(synth: Pa
     assert [(p["faces"], p["gate"]) for p in int8] == [("reference", False), (f"val split of {synth}", True)]
     assert int8[1]["samples"] == 28 and int8[1]["passed"]
     assert int8[0]["samples"] >= 100  # the real reference faces, still measured and recorded
+    detector = manifest["networks"]["detector"]  # the detector stays fp32 in an int8 bundle, and says why
+    assert detector["precision"] == "fp32" and "AVX2" in detector["precision_note"]
     validation = manifest["int8"]["validation"]
     assert validation["samples"] == 28 and 0.0 <= validation["fp32_accuracy"] <= 1.0
     assert set(validation["int8_accuracy"]) == {"onnxruntime (ort)"}
