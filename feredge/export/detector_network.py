@@ -13,8 +13,9 @@ target lists in :attr:`~feredge.backends.ExportTarget.network_roles` beyond ``on
 :data:`CONVERTERS` (OpenVINO IR for the openvino target).
 
 Precision (:data:`NETWORK_PRECISION`): an fp16 bundle's detector is fp16 like its classifier — the
-ONNX converted by ``onnxconverter_common.float16`` with float32 inputs and outputs kept (a caller
-feeds the same views), the OpenVINO IR saved with fp16 weights. An int8 bundle's detector stays
+ONNX converted with float32 inputs and outputs kept (a caller feeds the same views) by the
+classifier's converter, :func:`feredge.export.tensorrt.fp16.to_fp16_onnx` (recorded as
+``fp16_converter``), the OpenVINO IR saved with fp16 weights. An int8 bundle's detector stays
 fp32, recorded with the reason in the network's ``precision_note``: NNCF's INT8 short-range net
 took 16.9 ms for a photo's views against f32's 13.4 and its raw outputs left the parity limits on
 an AVX2 CPU without VNNI (AMD EPYC, 2026-12-02); the classifier's INT8 is unaffected.
@@ -105,15 +106,15 @@ INT8_NOTE = ("the detector stays fp32 in an int8 bundle: NNCF's INT8 short-range
              "(16.9 vs 13.4 ms for a photo's views) and left the parity limits on an AVX2 CPU without VNNI")
 
 
-def _onnx_at(source: Path, path: Path, precision: str) -> None:
-    """The packaged ONNX as it is (fp32) or converted to fp16 with float32 inputs and outputs kept."""
+def _onnx_at(source: Path, path: Path, precision: str) -> dict[str, str]:
+    """The packaged ONNX as it is (fp32) or converted to fp16 with float32 inputs and outputs kept, by the
+    classifier's TensorRT fp16 converter; returns the manifest's record of the converter (none for fp32)."""
     if precision == "fp32":
         shutil.copyfile(source, path)
-        return
-    import onnx
-    from onnxconverter_common import float16
+        return {}
+    from feredge.export.tensorrt.fp16 import to_fp16_onnx
 
-    onnx.save(float16.convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(path))
+    return {"fp16_converter": to_fp16_onnx(source, path)}
 
 
 def _openvino_ir(onnx_path: Path, staging: Path, stem: str, precision: str) -> dict[str, str]:
@@ -212,7 +213,7 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
     stem = f"detector_{Path(variant.model).stem}"
     precision = NETWORK_PRECISION[ctx.options.precision]
     files = {"onnx": f"{stem}.onnx"}
-    _onnx_at(source, ctx.staging / files["onnx"], precision)
+    converter = _onnx_at(source, ctx.staging / files["onnx"], precision)
     target_roles = ctx.target.network_roles if ctx.target is not None else ("onnx",)
     for role in target_roles:
         if role != "onnx":
@@ -256,7 +257,7 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
         output={"name": "detections", "shape": [None, len(anchors), 17]},
         parity=tuple(parity), runtimes=runtimes)
     note = {"precision_note": INT8_NOTE} if ctx.options.precision == "int8" else {}
-    ctx.networks[ROLE] = {**network.to_manifest(), "precision": precision, **note,
+    ctx.networks[ROLE] = {**network.to_manifest(), "precision": precision, **converter, **note,
                           "source": {"asset": f"feredge/assets/blazeface/{variant.model}", "sha256": record["sha256"],
                                      "converted_from": record["source_file"],
                                      "check_vs_tflite": record["check_vs_tflite"]},

@@ -33,6 +33,7 @@ def test_an_fp16_bundles_detector_files_are_fp16_with_float32_io(fp16_bundle: Pa
     bundle = Bundle.load(fp16_bundle)  # every sha256 checked
     net = bundle.network("detector")
     assert bundle.manifest["networks"]["detector"]["precision"] == "fp16"
+    assert bundle.manifest["networks"]["detector"]["fp16_converter"]  # which converter wrote the fp16 ONNX
     assert {bundle.manifest["files"][name]["precision"] for name in net.files.values()} == {"fp16"}
     model = onnx.load(str(bundle.network_path(net, "onnx")))
     assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
