@@ -16,9 +16,18 @@ wide (never enlarged, never wider than ``max_width``). LK's cost is mostly its i
 it follows the frame's area; a 76-px face tracked at 48 px keeps sub-pixel accuracy in frame pixels
 (~1.6 px per flow pixel, the median of ≥ ``min_points`` points) at 40 % of the full-size cost. The
 scale is picked from a few fixed steps at each detection (:meth:`FlowTracker.seed`) and held until the
-next one, so the two frames of every LK call share it. A 15-px window over 2 pyramid levels
-searches about ±28 flow pixels around the velocity guess, more than the motion at which the
-schedule re-detects anyway (``DetectionSchedule.motion``, 0.2 × the box a frame: ~10 flow pixels).
+next one, so the two frames of every LK call share it. An 11-px window over 2 pyramid levels
+follows a face moving 8–10 flow pixels a frame from a standing start (measured: 16 px a frame of
+a 120-px face tracked at 60 px, ``tests/video/test_flow.py``; the 15-px window of before reached
+20), and steady motion beyond that through the velocity guess; a faster jump leaves the box
+behind, and the next detection's residual (``DetectionSchedule.residual``) brings k back to 1.
+Why not that 15-px window: a point's cost follows the window's area; on the 3-face video of
+``benchmarks/pipeline_vs_fer.md`` a step took 0.79× the time (1.06 vs 1.41 ms, medians of 10
+alternating runs over 149 frames in one process, AMD EPYC AVX2), with the same recall, false
+positives, detector runs and mean IoU on both videos of ``benchmarks/video_detection.md``. One
+level fewer was cheaper still and followed only 12 px. Tracking each face in its own small crop
+instead of the whole frame was tried and was slower (1.86 vs 1.46 ms): six small OpenCV calls a
+frame cost more than two whole-frame ones.
 
 Memory is constant: the previous gray frame and ≤ ``max_points`` points per face.
 """
@@ -77,7 +86,7 @@ class FlowTracker:
     min_points: int = 5
     max_points: int = 24
     fb_error: float = 1.0  # flow px: forward–backward disagreement above which a point is dropped
-    window: int = 15
+    window: int = 11
     levels: int = 2
     max_width: int = 640  # flow on frames downscaled to this width: LK cost stays flat on HD video
     face_px: float = 48.0  # the smallest held face is tracked at about this width (0: frame scale only)

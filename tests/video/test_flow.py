@@ -58,6 +58,28 @@ def test_a_moving_face_is_followed_in_frame_pixels_at_a_reduced_scale() -> None:
     assert abs(box.w - 120) <= 4 and abs(box.h - 120) <= 4, box
 
 
+def test_a_face_moving_8_flow_pixels_a_frame_is_followed_from_a_standing_start() -> None:
+    """16 px a frame of a 120-px face tracked at 60 px: the default window and levels reach it on the
+    first step, before any velocity is known (the docstring's figure), and follow it after."""
+    rng = np.random.default_rng(2)
+    background = np.full((360, 640, 3), 128, np.uint8)
+    patch = _textured(rng, 120, 120)
+    per_frame = 16
+
+    def frame(i: int) -> np.ndarray:
+        image = background.copy()
+        image[100:220, 40 + per_frame * i:160 + per_frame * i] = patch
+        return image
+
+    flow = FlowTracker()
+    flow.seed(frame(0), {1: Box(40, 100, 120, 120)})
+    assert flow._scale == 0.5
+    for i in range(1, 9):
+        out = flow.step(flow.gray(frame(i)))
+        assert out[1].ok, i
+        assert abs(out[1].box.x - (40 + per_frame * i)) <= 2, (i, out[1].box)
+
+
 def test_a_new_scale_at_a_seed_converts_the_velocity() -> None:
     rng = np.random.default_rng(1)
     image = np.full((360, 640, 3), 128, np.uint8)
