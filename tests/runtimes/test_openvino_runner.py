@@ -52,3 +52,23 @@ def test_a_photos_detector_views_are_wrapped_not_copied_and_match_onnxruntime(as
         before = views.copy()
         ov.infer(views)
         np.testing.assert_array_equal(views, before)  # wrapping reads the caller's memory, never writes it
+
+
+def test_the_call_is_the_compiled_bindings_own_and_gives_the_wrappers_numbers() -> None:
+    from openvino import _pyopenvino
+
+    from feredge.runtimes.openvino_runner import _bare_infer
+
+    bundle = Bundle.load(SHIPPED)
+    faces = reference_faces(bundle.spec, include_lfw=False).batch[:2]
+    with OpenVINORunner.from_bundle(bundle) as runner:
+        assert getattr(runner._run, "func", None) is _pyopenvino.InferRequest.infer  # not the Python wrapper
+        got = runner.infer(faces)
+        wrapped = runner.request.infer({0: faces})[0]  # the wrapper's own path: input dispatched, output copied
+        np.testing.assert_array_equal(got, wrapped)
+
+    class Stand:  # not an OpenVINO request: the wrapper's method is used as it is
+        def infer(self) -> str:
+            return "wrapper"
+
+    assert _bare_infer(Stand())() == "wrapper"
