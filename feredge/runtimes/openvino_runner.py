@@ -85,6 +85,7 @@ class OpenVINORunner(Runner):
         self._input: np.ndarray | None = None  # the input tensor's memory for the last batch shape
         self._output: np.ndarray | None = None  # the output bound for that shape (None: read from the request)
         self._output_batch: int | None = None  # the batch size the output was bound (or found unbindable) for
+        self._bound_shape: tuple[int, ...] | None = None  # input kept and output bound for this shape: the fast path
         model_input = self.compiled.input(0)
         partial = model_input.get_partial_shape()
         shape = tuple(int(d.get_length()) if d.is_static else None for d in partial)
@@ -109,7 +110,14 @@ class OpenVINORunner(Runner):
         # The output is bound the same way where its shape follows from the batch (a static shape
         # past the batch axis): then no output tensor is looked up per call, only the logits copied
         # out of our own buffer (5 µs of the 11 over a bare call, alternating, mini-Xception), and the
-        # call is the compiled binding's own (:func:`_bare_infer`), not the Python wrapper's.
+        # call is the compiled binding's own (:func:`_bare_infer`), not the Python wrapper's. A batch of
+        # the last kept-and-bound shape (a stream's, a benchmark's) takes the first branch: one slice
+        # assignment, the call, one copy (2 µs less a call than the general path, ~0.6 % at batch 1).
+        if batch.shape == self._bound_shape:
+            self._input[...] = batch  # type: ignore[index]
+            self._run()
+            return self._output.copy()  # type: ignore[union-attr]
+        self._bound_shape = None
         if batch.nbytes >= SHARE_INPUT_BYTES:  # a detector's views: wrap the caller's memory, no copy
             self.request.set_input_tensor(self._tensor(batch, shared_memory=True))
             self._input = None
@@ -123,6 +131,8 @@ class OpenVINORunner(Runner):
             self._bind_output(batch.shape[0])
         self._run()
         if self._output is not None:
+            if self._input is not None:
+                self._bound_shape = batch.shape
             return self._output.copy()
         return self.request.get_output_tensor(0).data.astype(np.float32)
 
