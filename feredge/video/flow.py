@@ -29,6 +29,11 @@ level fewer was cheaper still and followed only 12 px. Tracking each face in its
 instead of the whole frame was tried and was slower (1.86 vs 1.46 ms): six small OpenCV calls a
 frame cost more than two whole-frame ones.
 
+While every held face is slow, every other frame is carried by the velocity alone
+(:meth:`FlowTracker.coast`) and the next flow step spans both frames; a detection frame always
+gets the flow (:class:`~feredge.video.schedule.ScheduledTracker` checks), since its boxes are matched
+against the flowed ones.
+
 Memory is constant: the previous gray frame and ≤ ``max_points`` points per face.
 """
 
@@ -65,6 +70,7 @@ class _State:
     vy: float = 0.0
     landmarks: np.ndarray | None = None  # (5, 2) float64, moved with the box
     score: float = 1.0  # the detection's score, carried
+    motion: float = float("inf")  # last per-frame displacement / box size measured by the flow (inf: none yet)
 
 
 @dataclass(frozen=True)
@@ -90,6 +96,9 @@ class FlowTracker:
     levels: int = 2
     max_width: int = 640  # flow on frames downscaled to this width: LK cost stays flat on HD video
     face_px: float = 48.0  # the smallest held face is tracked at about this width (0: frame scale only)
+    max_coast: int = 1  # frames in a row carried by velocity alone while every face is slow (0: flow every frame)
+    coast_motion: float = 0.05  # "slow": per-frame displacement under this × the box, at the last flow step
+    _coasted: int = field(default=0, repr=False)  # frames carried by velocity since ``_prev``
     _scale: float = field(default=1.0, repr=False)  # flow pixels per frame pixel
     _prev: np.ndarray | None = field(default=None, repr=False)
     _states: dict[int, _State] = field(default_factory=dict, repr=False)
@@ -132,9 +141,9 @@ class FlowTracker:
         """
         scale = self._pick_scale(image.shape[1], list(boxes.values()))
         if scale != self._scale or gray is None:
-            old, self._scale = self._scale, scale
+            previous_scale, self._scale = self._scale, scale
             for state in self._states.values():  # velocities are in flow pixels
-                state.vx, state.vy = state.vx * scale / old, state.vy * scale / old
+                state.vx, state.vy = state.vx * scale / previous_scale, state.vy * scale / previous_scale
             gray = self.gray(image)
         states: dict[int, _State] = {}
         for track_id, box in boxes.items():
@@ -145,12 +154,41 @@ class FlowTracker:
             vx, vy = (old.vx, old.vy) if old is not None else (0.0, 0.0)
             landmarks = None if box.landmarks is None else np.asarray(box.landmarks, np.float64)
             states[track_id] = _State(cx, cy, float(box.w), float(box.h), points, len(points), vx, vy, landmarks,
-                                       box.score)
+                                       box.score, old.motion if old is not None else float("inf"))
         self._states = states
-        self._prev = gray
+        self._prev, self._coasted = gray, 0
 
     def reset(self) -> None:
-        self._prev, self._states = None, {}
+        self._prev, self._states, self._coasted = None, {}, 0
+
+    def can_coast(self) -> bool:
+        """Whether the next frame may be carried by velocity alone (:meth:`coast`): fewer than
+        ``max_coast`` frames coasted since the last flow step, and every held face measured slow then."""
+        return (self._coasted < self.max_coast and self._prev is not None and bool(self._states)
+                and all(state.motion < self.coast_motion for state in self._states.values()))
+
+    def coast(self, image: np.ndarray) -> dict[int, FlowStep]:
+        """Carry every held face one frame by its velocity, without optical flow (``image`` gives the
+        frame size only). The next :meth:`step` then spans the coasted frames from the last flowed one.
+
+        Why: LK is most of a tracked frame's cost, and a slow face (under ``coast_motion`` × its box a
+        frame: under 2.4 flow px at 48) is where the velocity guess is already within a pixel or so.
+        Coasting every other frame while all faces are slow took the flow's time per frame to 0.43×
+        (synthetic_3face) and 0.56× (pasted_real) on ``benchmarks/video_detection.md``'s videos with
+        the same recall, false positives, detector runs and mean IoU, and ``feredge infer`` on the
+        3-face video of ``benchmarks/pipeline_vs_fer.md`` ran at 1.09–1.25× the frames/s (5
+        alternating runs, AMD EPYC AVX2). The price: a face that jumps on a coasted frame is seen one
+        frame later. A fast face, a seed or a lost face brings the flow back on every frame."""
+        self._coasted += 1
+        height, width = (round(d * self._scale) for d in image.shape[:2])
+        out: dict[int, FlowStep] = {}
+        for track_id, state in self._states.items():
+            dx, dy = state.vx * self._coasted, state.vy * self._coasted
+            box = self._box(state, width, height, dx, dy)
+            inside = box.w * box.h >= 0.5 * state.w * state.h
+            out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, state.motion,
+                                     True, inside)
+        return out
 
     @property
     def ids(self) -> list[int]:
@@ -159,6 +197,7 @@ class FlowTracker:
     def step(self, gray: np.ndarray) -> dict[int, FlowStep]:
         """Carry every held face to ``gray`` (the next processed frame); lost faces are dropped after this."""
         prev, self._prev = self._prev, gray
+        span, self._coasted = self._coasted + 1, 0  # frames this step covers (coasted ones included)
         if prev is None or not self._states:
             return {}
         ids = list(self._states)
@@ -166,7 +205,8 @@ class FlowTracker:
         out: dict[int, FlowStep] = {}
         if sum(counts):
             p0 = np.concatenate([self._states[i].points for i in ids]).reshape(-1, 1, 2)
-            guess = np.concatenate([self._states[i].points + np.float32([self._states[i].vx, self._states[i].vy])
+            guess = np.concatenate([self._states[i].points + np.float32([self._states[i].vx * span,
+                                                                         self._states[i].vy * span])
                                     for i in ids]).reshape(-1, 1, 2)
             criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03)
             size = (self.window, self.window)
@@ -197,11 +237,11 @@ class FlowTracker:
                 if np.count_nonzero(valid) >= 3:
                     scale = min(1.25, max(0.8, float(_median(spread1[valid] / spread0[valid]))))
             else:  # too few points: coast on the velocity; the schedule detects on the next frame
-                dx, dy, scale = state.vx, state.vy, 1.0
+                dx, dy, scale = state.vx * span, state.vy * span, 1.0
             ocx, ocy = state.cx, state.cy
             state.cx, state.cy = ocx + dx, ocy + dy
             state.w, state.h = state.w * scale, state.h * scale
-            state.vx, state.vy = dx, dy
+            state.vx, state.vy = dx / span, dy / span
             if state.landmarks is not None:
                 state.landmarks = (state.landmarks - [ocx, ocy]) * scale + [state.cx, state.cy]
             box = self._box(state, width, height)
@@ -212,16 +252,19 @@ class FlowTracker:
                 fresh = self._corners(gray, state.cx, state.cy, state.w, state.h)
                 if len(fresh) > len(state.points):
                     state.points, state.seeded = fresh, len(fresh)
-            motion = float(np.hypot(dx, dy) / max(1.0, min(state.w, state.h)))
+            motion = float(np.hypot(dx, dy) / span / max(1.0, min(state.w, state.h)))
+            state.motion = motion
             out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, motion, ok, inside)
         self._states = {i: s for i, s in self._states.items() if out[i].ok}
         return out
 
     @staticmethod
-    def _box(state: _State, width: int, height: int) -> Box:
-        x0, y0 = max(0.0, state.cx - state.w / 2.0), max(0.0, state.cy - state.h / 2.0)
-        x1, y1 = min(float(width), state.cx + state.w / 2.0), min(float(height), state.cy + state.h / 2.0)
+    def _box(state: _State, width: int, height: int, dx: float = 0.0, dy: float = 0.0) -> Box:
+        """``state``'s box moved by ``dx, dy`` (flow px), clipped to the frame."""
+        cx, cy = state.cx + dx, state.cy + dy
+        x0, y0 = max(0.0, cx - state.w / 2.0), max(0.0, cy - state.h / 2.0)
+        x1, y1 = min(float(width), cx + state.w / 2.0), min(float(height), cy + state.h / 2.0)
         landmarks = None
         if state.landmarks is not None:
-            landmarks = tuple((float(x), float(y)) for x, y in state.landmarks)
+            landmarks = tuple((float(x) + dx, float(y) + dy) for x, y in state.landmarks)
         return Box(round(x0), round(y0), max(0, round(x1 - x0)), max(0, round(y1 - y0)), state.score, landmarks)

@@ -18,7 +18,8 @@ costs a few milliseconds. The schedule decides when that is no longer trustworth
 * ``k_max`` also bounds the wait for a face that walks in: a new face is found at most
   ``k_max - 1`` processed frames after it appears. The default 16 is 0.6 s at 25 fps, 0.5 s at 30:
   faces that matter for an expression stay longer than that, and the tracked faces are re-checked by
-  the flow on every frame in between (``benchmarks/video_detection.md``: recall against ground truth,
+  the flow on every frame in between, or every other frame while all of them are slow
+  (:meth:`~feredge.video.flow.FlowTracker.coast`) (``benchmarks/video_detection.md``: recall against ground truth,
   every frame vs this schedule). At 8 the scheduled detections were a third of a tracked 3-face
   frame's cost on 2 cores.
 
@@ -89,15 +90,16 @@ class DetectionScheduler:
     def __post_init__(self) -> None:
         self.k = self.k or self.schedule.k_min
 
+    def pending(self) -> bool:
+        """Whether this frame will get a detection (:meth:`due` without counting it)."""
+        return not self.schedule.adaptive or bool(self.reason) or self.since + 1 >= self.k
+
     def due(self) -> bool:
         """Whether this frame gets a detection; counts the run under its reason when it does."""
-        if not self.schedule.adaptive:
-            self.runs["every_frame"] += 1
-            return True
-        if self.reason or self.since + 1 >= self.k:
-            self.runs[self.reason or "scheduled"] += 1
-            return True
-        return False
+        if not self.pending():
+            return False
+        self.runs["every_frame" if not self.schedule.adaptive else self.reason or "scheduled"] += 1
+        return True
 
     def detected(self, *, new: int, lost: int, residual: float) -> None:
         """After a detection: grow k when it confirmed every track, else fall back to ``k_min``."""
@@ -162,9 +164,12 @@ class ScheduledTracker:
     def step(self, image: np.ndarray, frame: int, timed: Callable[[str], None] = lambda stage: None) -> FrameFaces:
         """This frame's faces; ``timed(stage)`` is called after the flow and after the detector."""
         gray, steps = None, {}
-        if self.schedule.adaptive:  # every frame through the flow, so each step spans one frame
-            gray = self.flow.gray(image)
-            steps = self.flow.step(gray)
+        if self.schedule.adaptive:  # every frame carried: by the flow, or by velocity while all faces are slow
+            if not self.scheduler.pending() and self.flow.can_coast():
+                steps = self.flow.coast(image)
+            else:  # a detection frame always gets the flow: its boxes are matched against the flowed ones
+                gray = self.flow.gray(image)
+                steps = self.flow.step(gray)
             timed("flow")
         if not self.scheduler.due():
             tracks, boxes = self._carry(steps, frame)

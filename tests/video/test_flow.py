@@ -97,3 +97,51 @@ def test_a_new_scale_at_a_seed_converts_the_velocity() -> None:
 def test_median_matches_numpy(n: int) -> None:
     values = np.random.default_rng(n).normal(size=(n, 2)).astype(np.float32)
     np.testing.assert_allclose(_median(values), np.median(values, axis=0), rtol=1e-6)
+
+
+def test_slow_faces_are_coasted_every_other_frame_and_the_next_step_spans_both() -> None:
+    rng = np.random.default_rng(3)
+    background = np.full((360, 640, 3), 128, np.uint8)
+    patch = _textured(rng, 120, 120)
+    step = (3, 2)  # 0.025 of the box a frame: slow
+
+    def frame(i: int) -> np.ndarray:
+        image = background.copy()
+        x, y = 100 + step[0] * i, 80 + step[1] * i
+        image[y:y + 120, x:x + 120] = patch
+        return image
+
+    flow = FlowTracker()
+    flow.seed(frame(0), {7: Box(100, 80, 120, 120)})
+    assert not flow.can_coast()  # no motion measured yet
+    coasted = 0
+    for i in range(1, 13):
+        if flow.can_coast():
+            out = flow.coast(frame(i))
+            coasted += 1
+            assert not flow.can_coast()  # max_coast 1: the next frame gets the flow
+        else:
+            out = flow.step(flow.gray(frame(i)))
+        assert out[7].ok
+        box = out[7].box
+        assert abs(box.x - (100 + step[0] * i)) <= 2 and abs(box.y - (80 + step[1] * i)) <= 2, (i, box)
+    assert coasted == 6  # frames 2, 4, …, 12: the flow on 1, 3, …, 11
+    state = flow._states[7]
+    assert state.vx / flow._scale == pytest.approx(step[0], abs=0.3)  # px per frame, not per step
+
+
+def test_a_fast_face_gets_the_flow_on_every_frame() -> None:
+    rng = np.random.default_rng(4)
+    background = np.full((360, 640, 3), 128, np.uint8)
+    patch = _textured(rng, 120, 120)
+
+    def frame(i: int) -> np.ndarray:
+        image = background.copy()
+        image[100:220, 40 + 12 * i:160 + 12 * i] = patch  # 0.1 of the box a frame
+        return image
+
+    flow = FlowTracker()
+    flow.seed(frame(0), {1: Box(40, 100, 120, 120)})
+    for i in range(1, 5):
+        assert not flow.can_coast(), i
+        assert flow.step(flow.gray(frame(i)))[1].ok
