@@ -35,17 +35,22 @@ def _textured(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     return cv2.cvtColor(cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC), cv2.COLOR_GRAY2BGR)
 
 
-def test_a_moving_face_is_followed_in_frame_pixels_at_a_reduced_scale() -> None:
-    rng = np.random.default_rng(0)
-    background = np.full((360, 640, 3), 128, np.uint8)
-    patch = _textured(rng, 120, 120)
-    step = (3, 2)  # px per frame
+def _mover(seed: int, start: tuple[int, int], per_frame: tuple[int, int]):
+    """Frame i of a 640×360 grey frame with a textured 120-px patch at ``start + i · per_frame``."""
+    patch = _textured(np.random.default_rng(seed), 120, 120)
 
     def frame(i: int) -> np.ndarray:
-        image = background.copy()
-        x, y = 100 + step[0] * i, 80 + step[1] * i
+        image = np.full((360, 640, 3), 128, np.uint8)
+        x, y = start[0] + per_frame[0] * i, start[1] + per_frame[1] * i
         image[y:y + 120, x:x + 120] = patch
         return image
+
+    return frame
+
+
+def test_a_moving_face_is_followed_in_frame_pixels_at_a_reduced_scale() -> None:
+    step = (3, 2)  # px per frame
+    frame = _mover(0, (100, 80), step)
 
     flow = FlowTracker()
     flow.seed(frame(0), {7: Box(100, 80, 120, 120)})
@@ -61,15 +66,8 @@ def test_a_moving_face_is_followed_in_frame_pixels_at_a_reduced_scale() -> None:
 def test_a_face_moving_8_flow_pixels_a_frame_is_followed_from_a_standing_start() -> None:
     """16 px a frame of a 120-px face tracked at 60 px: the default window and levels reach it on the
     first step, before any velocity is known (the docstring's figure), and follow it after."""
-    rng = np.random.default_rng(2)
-    background = np.full((360, 640, 3), 128, np.uint8)
-    patch = _textured(rng, 120, 120)
     per_frame = 16
-
-    def frame(i: int) -> np.ndarray:
-        image = background.copy()
-        image[100:220, 40 + per_frame * i:160 + per_frame * i] = patch
-        return image
+    frame = _mover(2, (40, 100), (per_frame, 0))
 
     flow = FlowTracker()
     flow.seed(frame(0), {1: Box(40, 100, 120, 120)})
@@ -100,16 +98,8 @@ def test_median_matches_numpy(n: int) -> None:
 
 
 def test_slow_faces_are_coasted_every_other_frame_and_the_next_step_spans_both() -> None:
-    rng = np.random.default_rng(3)
-    background = np.full((360, 640, 3), 128, np.uint8)
-    patch = _textured(rng, 120, 120)
     step = (3, 2)  # 0.025 of the box a frame: slow
-
-    def frame(i: int) -> np.ndarray:
-        image = background.copy()
-        x, y = 100 + step[0] * i, 80 + step[1] * i
-        image[y:y + 120, x:x + 120] = patch
-        return image
+    frame = _mover(3, (100, 80), step)
 
     flow = FlowTracker()
     flow.seed(frame(0), {7: Box(100, 80, 120, 120)})
@@ -131,14 +121,7 @@ def test_slow_faces_are_coasted_every_other_frame_and_the_next_step_spans_both()
 
 
 def test_a_fast_face_gets_the_flow_on_every_frame() -> None:
-    rng = np.random.default_rng(4)
-    background = np.full((360, 640, 3), 128, np.uint8)
-    patch = _textured(rng, 120, 120)
-
-    def frame(i: int) -> np.ndarray:
-        image = background.copy()
-        image[100:220, 40 + 12 * i:160 + 12 * i] = patch  # 0.1 of the box a frame
-        return image
+    frame = _mover(4, (40, 100), (12, 0))  # 0.1 of the box a frame
 
     flow = FlowTracker()
     flow.seed(frame(0), {1: Box(40, 100, 120, 120)})
