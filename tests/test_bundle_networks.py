@@ -86,17 +86,24 @@ def test_a_new_bundle_lists_its_detector_network_hashed_and_verified(default_bun
     # the shipped asset, byte for byte; the classifier's roles are not shadowed by the detector's
     assert sha256_file(bundle.network_path(net, "onnx")) == sha256_file(models_dir() / "short_range.onnx")
     assert bundle.roles("classifier")["onnx"] == "model.onnx" and bundle.path("onnx").name == "model.onnx"
-    ov, *device = net.parity
+    ov, levels, *device = net.parity
     assert ov["runtime"] == "openvino (f32)" and ov["reference"] == "onnxruntime" and ov["passed"] and ov["gate"]
     assert ov["photos"] == ["astronaut", "camera", "grace_hopper"] and ov["faces"] == ov["reference_faces"] == [1, 1, 1]
     assert ov["views"] > 3 and 0 < ov["max_abs_raw"] < ov["raw_atol"] and ov["max_abs_box_px"] < 0.5
     assert ov["limits"] == asdict(FP32_TOLERANCES) and ov["options"] == {"precision": "fp32"}
+    # the default detector's path on OpenVINO (each pyramid level whole, compiled per shape), against
+    # ONNX Runtime on the same level inputs
+    assert levels["runtime"] == "openvino (f32), whole levels (blazeface_short_tiled)" and levels["passed"]
+    assert levels["faces"] == levels["reference_faces"] == [1, 1, 1] and levels["views"] >= 3 * 3
+    assert 0 < levels["max_abs_raw"] < levels["raw_atol"] and levels["max_abs_box_px"] < 0.5
     # the detector runs OpenVINO at the device's precision: checked again as it runs, unless that is f32 here
     default_precision = ov_core_default_precision()
     if default_precision == "f32":
         assert device == []
     else:
-        (row,) = device
+        row, row_levels = device
+        assert row_levels["runtime"] == f"openvino ({default_precision}), whole levels (blazeface_short_tiled)"
+        assert row_levels["passed"] and row_levels["limits"] == asdict(DEVICE_TOLERANCES)
         assert row["runtime"] == f"openvino ({default_precision})" and row["passed"]
         assert row["options"] == {"precision": "fp32", **RUNNER_OPTIONS["openvino"]}
         assert row["limits"] == asdict(DEVICE_TOLERANCES) and row["faces"] == row["reference_faces"] == [1, 1, 1]

@@ -28,7 +28,13 @@ matplotlib's Grace Hopper when matplotlib is installed): the raw network output 
 the decoded faces (same count per photo, boxes and keypoints within half a pixel, scores within 1e-3). A runtime the
 detector runs with other options (:data:`~feredge.preprocess.blazeface.RUNNER_OPTIONS`: OpenVINO at
 the device's own precision, bf16 on a bf16 CPU) is checked a second time as it runs, at
-:data:`DEVICE_TOLERANCES`; each row records its options and limits.
+:data:`DEVICE_TOLERANCES`; each row records its options and limits. Where the detector runs whole
+pyramid levels (a variant on the same network with
+:attr:`~feredge.preprocess.blazeface.BlazeFaceSpec.whole_levels`, as the default detector, on a
+runtime that reshapes: OpenVINO compiles the net per level shape), each row has a twin,
+``… whole levels (variant)``, on the photos' letterbox and level inputs against ONNX Runtime on a
+copy of the packaged ONNX whose height and width are left free (:func:`free_spatial_dims`; a
+scratch file, not a bundle member): the same raw outputs and decoded faces at the same limits.
 """
 
 from __future__ import annotations
@@ -165,16 +171,37 @@ class DetectorParity:
         return asdict(self)
 
 
+def free_spatial_dims(source: Path, destination: Path) -> Path:
+    """A copy of the ONNX ``source`` whose input height and width are free dimensions (any size)."""
+    import onnx
+
+    model = onnx.load(str(source))
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    for axis, name in ((2, "height"), (3, "width")):
+        dims[axis].ClearField("dim_value")
+        dims[axis].dim_param = name
+    onnx.save(model, str(destination))
+    return destination
+
+
 def detector_parity(reference: BlazeFaceDetector, other: BlazeFaceDetector, images: dict[str, np.ndarray],
                     runtime: str, limits: Tolerances = FP32_TOLERANCES) -> DetectorParity:
-    """``other`` against ``reference`` on ``images``: raw outputs of every view (with 2× tiles), decoded faces."""
-    tiled = BlazeFaceDetector(variant=replace(reference.variant, tiles=(2,)), runner=reference.runner)
-    crops = [c for image in images.values() for c in tiled.views(image)[0]]
-    raw_ref, raw_other = reference.infer(crops), other.infer(crops)
+    """``other`` against ``reference`` on ``images``: raw outputs of every input, decoded faces. Both
+    on whole levels when both run them (:meth:`BlazeFaceDetector.level_views`), else both on tiles
+    (every view, with 2× tiles at least)."""
+    frames = list(images.values())
+    if reference.whole_levels and other.whole_levels:
+        crops = [c for image in frames for c in reference.level_views(image)[0]]
+        raw_ref, raw_other = (np.concatenate([r[0] for r in d.infer_levels(crops)]) for d in (reference, other))
+        ref_faces, other_faces = reference.detect_arrays(frames), other.detect_arrays(frames)
+    else:
+        tiled = BlazeFaceDetector(variant=replace(reference.variant, tiles=(2,), whole_levels=False),
+                                  runner=reference.runner)
+        crops = [c for image in frames for c in tiled.views(image)[0]]
+        raw_ref, raw_other = reference.infer(crops), other.infer(crops)
+        ref_faces, other_faces = reference.detect_tiles(frames), other.detect_tiles(frames)
     max_raw = float(np.abs(raw_ref - raw_other).max())
     raw_atol = limits.raw_per_100 * max(1.0, float(np.abs(raw_ref).max()) / 100)
-    frames = list(images.values())
-    ref_faces, other_faces = reference.detect_arrays(frames), other.detect_arrays(frames)
     box = point = score = 0.0
     reasons = []
     if max_raw > raw_atol:
@@ -222,6 +249,11 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
         ctx.add_file(file, network_file_role(ROLE, role), precision=precision)
     images = photos()
     reference = BlazeFaceDetector(variant=variant, runner=runner_class(REFERENCE)(source, threads=1))
+    # the variant on this network that runs whole levels (the default detector on the short-range net): its
+    # path is checked too, against ONNX Runtime at free height and width
+    levels_variant = next((v for v in BLAZEFACE_SPECS.values()
+                           if v.whole_levels and v.tiles and v.same_network(variant)), None)
+    levels_reference: BlazeFaceDetector | None = None
     parity = []
     runtimes = declared_runtimes()
     for runtime in runtimes if precision != "fp32" else runtimes[1:]:
@@ -242,12 +274,23 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
                 other.runner.deactivate()
                 continue
             ran_as.add(ran)
-            result = detector_parity(reference, other, images, ran, limits)
+            results = [detector_parity(reference, other, images, ran, limits)]
+            if levels_variant is not None and runner.reshapes:
+                if levels_reference is None:
+                    levels_reference = BlazeFaceDetector(variant=levels_variant, runner=runner_class(REFERENCE)(
+                        free_spatial_dims(source, ctx.scratch("feredge-detector-") / source.name), threads=1))
+                on_levels = BlazeFaceDetector(variant=levels_variant, runner=runner)
+                results.append(detector_parity(levels_reference, on_levels, images,
+                                               f"{ran}, whole levels ({levels_variant.name})", limits))
             other.runner.deactivate()
-            parity.append({**result.to_dict(), "file": files[role], "options": options, "limits": asdict(limits)})
-            if not result.passed:
-                raise FeredgeError(f"detector network parity failed in {ran}: {result.reason}")
+            for result in results:
+                parity.append({**result.to_dict(), "file": files[role], "options": options,
+                               "limits": asdict(limits)})
+                if not result.passed:
+                    raise FeredgeError(f"detector network parity failed in {result.runtime}: {result.reason}")
     reference.runner.deactivate()
+    if levels_reference is not None:
+        levels_reference.runner.deactivate()
     findings = [str(f) for f in check_onnx(ctx.staging / files["onnx"])]
     anchors = variant.anchors.centres(variant.input_size)
     network = Network(

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ from feredge.errors import FeredgeError
 from feredge.preprocess.align import ARCFACE_112
 from feredge.preprocess.boxes import Box
 from feredge.preprocess.spec import DetectorSpec
+from feredge.runtimes.base import ImageInput
 
 if TYPE_CHECKING:
     from feredge.runtimes.base import Runner
@@ -99,6 +101,11 @@ class AnchorSpec:
 
     def centres(self, size: int) -> np.ndarray:
         """(anchors, 2) anchor centres (x, y), normalised to [0, 1], in the network's output order."""
+        return self.pixel_centres(size, size) / np.float32(size)
+
+    def pixel_centres(self, height: int, width: int) -> np.ndarray:
+        """(anchors, 2) anchor centres (x, y) in input pixels for a ``height``×``width`` input, in the
+        output order of the network run on it: per stride, cells row-major, that stride's anchors per cell."""
         groups: list[np.ndarray] = []
         layer = 0
         while layer < len(self.strides):
@@ -107,9 +114,9 @@ class AnchorSpec:
             while last < len(self.strides) and self.strides[last] == stride:
                 last += 1
             per_layer = 2 if self.interpolated_scale_aspect_ratio == 1.0 else 1
-            cells = size // stride
-            axis = (np.arange(cells, dtype=np.float32) + self.offset) / cells
-            ys, xs = np.meshgrid(axis, axis, indexing="ij")  # row-major: y outer, x inner
+            ys, xs = np.meshgrid((np.arange(height // stride, dtype=np.float32) + self.offset) * stride,
+                                 (np.arange(width // stride, dtype=np.float32) + self.offset) * stride,
+                                 indexing="ij")  # row-major: y outer, x inner
             grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
             groups.append(np.repeat(grid, per_layer * (last - layer), axis=0))
             layer = last
@@ -131,6 +138,13 @@ class BlazeFaceSpec:
     ``benchmarks/detectors.md``'s set a Haar box is 1.13–1.19× the BlazeFace box of the same
     face, and the default classifier's label on a BlazeFace crop agreed with its label on the
     Haar crop for 52/65 faces at 1.0 and 56/65 at 1.13 (1.2: 55).
+    ``whole_levels``: run each tile level as one input of the level's own size (padded to a multiple
+    of the largest anchor stride) instead of cutting it into tiles, where the runner can run the
+    network at that shape (:meth:`~feredge.runtimes.base.Runner.at_shape`: OpenVINO compiles it per
+    shape; ONNX Runtime on a file whose height and width are free); elsewhere (ONNX Runtime and
+    TensorRT on the shipped and bundled files, whose input is 128²) the tiles run. The short-range net
+    is fully convolutional, so a level is the same pyramid at the same scale without the tiles'
+    overlap (the 512² photo: 232 k network pixels instead of 21 × 128² = 344 k) and without their seams.
     """
 
     name: str
@@ -146,6 +160,7 @@ class BlazeFaceSpec:
     tile_overlap: float = 0.25
     min_face: int = 0
     box_scale: float = 1.0
+    whole_levels: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -177,6 +192,9 @@ class BlazeFaceSpec:
             anchors = dict(values.pop("anchors"))
             anchors["strides"] = tuple(int(v) for v in anchors["strides"])
             values["tiles"] = tuple(int(v) for v in values.get("tiles", ()))
+            if "whole_levels" not in values:  # a record from before the field: the registered variant's way
+                known = BLAZEFACE_SPECS.get(str(values.get("name")))
+                values["whole_levels"] = bool(known and known.whole_levels)
             return cls(anchors=AnchorSpec(**anchors), **values)
         except (TypeError, KeyError, ValueError) as exc:
             raise FeredgeError(f"invalid BlazeFace spec record: {exc}") from None
@@ -200,7 +218,7 @@ FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL
 #: 0.75: 0.932 / 0.928, 5 / 3 — 0.7 is the lowest with fewer false faces than Haar (14 / 20).
 #: Views: 9 for 640×360, 21 for the 512² photo, 103 for 720p (the net is 1/5 of the full range's cost).
 SHORT_RANGE_TILED = BlazeFaceSpec("blazeface_short_tiled", "short_range.onnx", 128, SHORT_RANGE.anchors,
-                                  score_threshold=0.7, tiles=(2, 4, 6), box_scale=1.13)
+                                  score_threshold=0.7, tiles=(2, 4, 6), box_scale=1.13, whole_levels=True)
 
 #: detector name (a key of :data:`feredge.preprocess.detect.DETECTORS`) → its BlazeFace settings
 BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {
@@ -234,21 +252,43 @@ class FaceArrays:
         return len(self.scores)
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+def _bgr(image: np.ndarray) -> np.ndarray:
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    return image
+
+
+def _resize(image: np.ndarray, size: tuple[int, int], pyramid: list[np.ndarray] | None = None) -> np.ndarray:
     """Halve by Gaussian pyramid steps while the shrink is 2× or more (where bilinear aliases), then
     bilinear to ``size``. Why not ``INTER_AREA``: OpenCV's area path is fast only at exact integer
     factors; at 512 → 204 (a photo's ½ tiles) it took 1.3 ms, ``pyrDown`` + bilinear 0.3 ms, and
     at 512 → 410 3.4 of the 3.9 ms all of a photo's views took. ``pyrDown`` keeps the pixel grid to
     half a pixel of the level, a quarter of a network pixel at the tiles' scale. An exact integer
-    factor (512 → 128) keeps the area path, its fast case (0.36 ms against two pyramid steps' 0.73)."""
-    h, w = image.shape[:2]
+    factor (512 → 128) keeps the area path, its fast case (0.36 ms against two pyramid steps' 0.73).
+    ``pyramid`` (``[image, pyrDown(image), …]``, extended here) is shared by one frame's views: each
+    starts from the smallest level made so far that is still at least ``size``, so the letterbox made
+    after the levels costs one small area step (the photo's 0.36 ms became 0.06)."""
+    levels = pyramid if pyramid is not None else [image]
+    k = 0
+    while k + 1 < len(levels) and levels[k + 1].shape[1] >= size[0] and levels[k + 1].shape[0] >= size[1]:
+        k += 1
+    h, w = levels[k].shape[:2]
     if size[0] * 2 <= w and w % size[0] == 0 and h % size[1] == 0 and w // size[0] == h // size[1]:
-        return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    while size[0] * 2 <= image.shape[1] and size[1] * 2 <= image.shape[0]:
-        image = cv2.pyrDown(image)
+        return cv2.resize(levels[k], size, interpolation=cv2.INTER_AREA)
+    while size[0] * 2 <= levels[k].shape[1] and size[1] * 2 <= levels[k].shape[0]:
+        if k + 1 == len(levels):
+            levels.append(cv2.pyrDown(levels[k]))
+        k += 1
+    image = levels[k]
     if (image.shape[1], image.shape[0]) == tuple(size):
         return image
     return cv2.resize(image, size, interpolation=cv2.INTER_LINEAR)
+
+
+#: the network's input from uint8 BGR pixels, as :func:`network_input` makes it: RGB, x / 127.5 - 1
+PIXELS = ImageInput(mean=127.5, scale=127.5, rgb=True)
 
 
 def network_input(crops: Sequence[np.ndarray]) -> np.ndarray:
@@ -266,18 +306,75 @@ def network_input(crops: Sequence[np.ndarray]) -> np.ndarray:
     return batch
 
 
-def _letterbox(image: np.ndarray, size: int, keep_aspect: bool) -> tuple[np.ndarray, float, float, float, float]:
+def _letterbox(image: np.ndarray, size: int, keep_aspect: bool,
+               pyramid: list[np.ndarray] | None = None) -> tuple[np.ndarray, float, float, float, float]:
     """The frame in a size×size canvas (centred, black padding); returns it and the view's mapping."""
     h, w = image.shape[:2]
     if not keep_aspect:
-        return _resize(image, (size, size)), 0.0, 0.0, size / w, size / h
+        return _resize(image, (size, size), pyramid), 0.0, 0.0, size / w, size / h
     ratio = size / max(h, w)
     nw, nh = max(1, round(w * ratio)), max(1, round(h * ratio))
     canvas = np.zeros((size, size, 3), np.uint8)
     px, py = (size - nw) // 2, (size - nh) // 2
-    canvas[py:py + nh, px:px + nw] = _resize(image, (nw, nh))
+    canvas[py:py + nh, px:px + nw] = _resize(image, (nw, nh), pyramid)
     sx, sy = nw / w, nh / h
     return canvas, -px / sx, -py / sy, sx, sy
+
+
+#: network output (views, anchors, 17), its normalised anchors (anchors, 2), the views it came from
+_Block = tuple[np.ndarray, np.ndarray, Sequence[View]]
+
+
+@dataclass(frozen=True)
+class Strip:
+    """Rows ``top:bottom`` of input ``index`` (the whole input when they span it)."""
+
+    index: int
+    top: int
+    bottom: int
+
+
+def lane_plan(shapes: Sequence[tuple[int, int]], lanes: int, multiple: int, *, overlap: int = 16,
+              min_rows: int = 128, balance: float = 1.25) -> list[list[Strip]]:
+    """Inputs of ``shapes`` (height, width) spread over ``lanes`` one-thread workers of about equal
+    pixels: every input but the largest goes whole to the least-loaded lane, largest first; the
+    largest is cut across into one strip per lane, each as tall as that lane's share (rows at
+    multiples of ``multiple``), reaching ``overlap`` rows past every cut into its neighbour, so a
+    face up to 2·overlap rows tall on a cut is whole in one strip (larger ones are partly in both,
+    as on a tile's edge). Lanes whose share is under ``min_rows`` rows get no strip. When the lanes
+    come out uneven (the busiest over ``balance`` × the mean, as a 640×360 frame's one level beside
+    its letterbox) the plan is one lane of whole inputs: the caller then runs them one after the
+    other on every thread. Why strips and one thread each, not one request per input on every thread:
+    the photo's levels took 0.95× the time that way, the 720p frame's 0.94× (alternating, AMD EPYC)."""
+    if not shapes:
+        return []
+    areas = [h * w for h, w in shapes]
+    big = max(range(len(shapes)), key=areas.__getitem__)
+    plan: list[list[Strip]] = [[] for _ in range(max(1, lanes))]
+    loads = [0] * len(plan)
+    for i in sorted((i for i in range(len(shapes)) if i != big), key=areas.__getitem__, reverse=True):
+        lane = loads.index(min(loads))
+        plan[lane].append(Strip(i, 0, shapes[i][0]))
+        loads[lane] += areas[i]
+    height, width = shapes[big]
+    target = (sum(areas) + 2 * overlap * width * (len(plan) - 1)) / len(plan)
+    rows = [max(0.0, (target - load) / width) for load in loads]
+    keep = [lane for lane, r in enumerate(rows) if r >= min_rows] or [loads.index(min(loads))]
+    total = sum(rows[lane] for lane in keep) or 1.0
+    cuts, acc = [0], 0.0
+    for lane in keep[:-1]:
+        acc += rows[lane] * height / total
+        cuts.append(min(height, max(cuts[-1] + multiple, round(acc / multiple) * multiple)))
+    cuts.append(height)
+    for k, lane in enumerate(keep):
+        top = max(0, cuts[k] - (overlap if k else 0))
+        bottom = min(height, cuts[k + 1] + (overlap if k + 1 < len(keep) else 0))
+        plan[lane].append(Strip(big, top, bottom))
+        loads[lane] += (bottom - top) * width
+    busy = [load for load in loads if load]
+    if len(busy) < 2 or max(busy) > balance * sum(loads) / len(loads):
+        return [[Strip(i, 0, h) for i, (h, _) in enumerate(shapes)]]
+    return [lane for lane in plan if lane]
 
 
 def tile_origins(length: int, side: int, overlap: float) -> list[int]:
@@ -396,38 +493,71 @@ class BlazeFaceDetector:
         self.runner = runner.activate()
         meta = self.runner.input_meta
         want = (3, variant.input_size, variant.input_size)
-        if meta is None or tuple(meta.shape[1:]) != want:
+        channels, height, width = meta.shape[1:] if meta is not None and len(meta.shape) == 4 else (0, 0, 0)
+        if channels != 3 or height not in (None, variant.input_size) or width not in (None, variant.input_size):
             raise FeredgeError(f"{path}: model input {meta.shape if meta else None} is not (batch, {want})")
         self.anchors = variant.anchors.centres(variant.input_size)
         self.chunk = chunk
         #: several streams (OpenVINO's THROUGHPUT hint): the views are split over them, one request each
         self.streams = int(self.runner.settings.get("streams", 1))
         self._queue = self.runner.async_queue(self.streams) if self.streams > 1 else None  # type: ignore[attr-defined]
+        #: each tile level run whole (:attr:`BlazeFaceSpec.whole_levels`) where the runner compiles other shapes
+        self.whole_levels = bool(variant.whole_levels and variant.tiles and self.runner.reshapes)
+        self._level_anchors: dict[tuple[int, int], np.ndarray] = {}
+        self._pool: ThreadPoolExecutor | None = None  # the lanes past the caller's own (whole levels)
 
     def views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
-        """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from."""
+        """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from: the
+        letterbox and every level's tiles."""
         v = self.variant
-        if image.ndim == 2:
-            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-        elif image.shape[2] == 4:
-            image = cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
-        canvas, ox, oy, sx, sy = _letterbox(image, v.input_size, v.letterbox)
-        crops, views = [canvas], [View(frame, ox, oy, sx, sy)]
-        h, w = image.shape[:2]
-        for n in v.tiles:
-            side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
-            if side < v.input_size or (n == 1 and h == w):
-                continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
-            # one resize per level (not per tile): the level's tiles are input-sized slices of it
-            scale = v.input_size / side
-            sw, sh = max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))
-            level = _resize(image, (sw, sh))
-            sx, sy = sw / w, sh / h
+        image = _bgr(image)
+        pyramid = [image]
+        levels = self._levels(image, pyramid)
+        crops, views = self._letterbox_view(image, frame, pyramid)
+        for level, sx, sy in levels:
+            sh, sw = level.shape[:2]
             for y in tile_origins(sh, v.input_size, v.tile_overlap):
                 for x in tile_origins(sw, v.input_size, v.tile_overlap):
                     crops.append(level[y:y + v.input_size, x:x + v.input_size])
                     views.append(View(frame, x / sx, y / sy, sx, sy))
         return crops, views
+
+    def level_views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
+        """The frame's letterbox (input_size²) and each tile level whole, bottom and right padded with
+        black to a multiple of the largest anchor stride (the short-range net's deepest map is 1/16)."""
+        image = _bgr(image)
+        pyramid = [image]
+        levels = self._levels(image, pyramid)
+        crops, views = self._letterbox_view(image, frame, pyramid)
+        multiple = max(self.variant.anchors.strides)
+        for level, sx, sy in levels:
+            sh, sw = level.shape[:2]
+            height, width = -(-sh // multiple) * multiple, -(-sw // multiple) * multiple
+            if (height, width) != (sh, sw):
+                level = cv2.copyMakeBorder(level, 0, height - sh, 0, width - sw, cv2.BORDER_CONSTANT, value=0)
+            crops.append(level)
+            views.append(View(frame, 0.0, 0.0, sx, sy))
+        return crops, views
+
+    def _letterbox_view(self, image: np.ndarray, frame: int,
+                        pyramid: list[np.ndarray]) -> tuple[list[np.ndarray], list[View]]:
+        canvas, ox, oy, sx, sy = _letterbox(image, self.variant.input_size, self.variant.letterbox, pyramid)
+        return [canvas], [View(frame, ox, oy, sx, sy)]
+
+    def _levels(self, image: np.ndarray, pyramid: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
+        """Each tile level of ``tiles``: the frame resized so a tile of 1/n of the short side (plus the
+        overlap) becomes the input, with its x and y scale; levels that would upsample are left out."""
+        v = self.variant
+        h, w = image.shape[:2]
+        out = []
+        for n in v.tiles:
+            side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
+            if side < v.input_size or (n == 1 and h == w):
+                continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
+            scale = v.input_size / side
+            sw, sh = max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))
+            out.append((_resize(image, (sw, sh), pyramid), sw / w, sh / h))
+        return out
 
     def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(views, anchors, 17) raw network output for HWC BGR uint8 crops."""
@@ -440,15 +570,23 @@ class BlazeFaceDetector:
 
     def postprocess(self, raw: np.ndarray, views: Sequence[View], frames: int) -> list[FaceArrays]:
         """Decode every view at once, map candidates to frame pixels, weighted NMS per frame."""
+        return self._merge([(raw, self.anchors, views)], frames)
+
+    def _merge(self, blocks: Sequence[_Block], frames: int) -> list[FaceArrays]:
+        """``blocks``: (raw (views, anchors, 17), normalised anchors (anchors, 2), views) — the tiles in one,
+        each whole level in its own (its anchors are its shape's)."""
         v = self.variant
         # threshold on the logit (score > t ⇔ logit > log(t / (1 - t))) and a positive size, then
         # decode only the candidates: a tiled 720p frame has ~10⁵ anchors and a few dozen candidates
         logit = math.log(v.score_threshold / (1.0 - v.score_threshold))
-        view_idx, anchor_idx = np.nonzero((raw[..., 16] > logit) & (raw[..., 2] > 0) & (raw[..., 3] > 0))
-        boxes, keypoints, scores = decode(raw[view_idx, anchor_idx], self.anchors[anchor_idx], v)
-        table = np.array([[view.frame, view.offset_x, view.offset_y, view.scale_x, view.scale_y] for view in views],
-                         np.float64).reshape(-1, 5)
-        rows = table[view_idx]
+        parts = []
+        for raw, anchors, views in blocks:
+            view_idx, anchor_idx = np.nonzero((raw[..., 16] > logit) & (raw[..., 2] > 0) & (raw[..., 3] > 0))
+            boxes, keypoints, scores = decode(raw[view_idx, anchor_idx], anchors[anchor_idx], v)
+            table = np.array([[view.frame, view.offset_x, view.offset_y, view.scale_x, view.scale_y]
+                              for view in views], np.float64).reshape(-1, 5)
+            parts.append((boxes, keypoints, scores, table[view_idx]))
+        boxes, keypoints, scores, rows = (np.concatenate([p[i] for p in parts]) for i in range(4))
         offset, scale = rows[:, None, 1:3], rows[:, None, 3:5]
         cand_boxes = (boxes.reshape(-1, 2, 2) / scale + offset).reshape(-1, 4)
         cand_points = keypoints / scale + offset
@@ -472,7 +610,13 @@ class BlazeFaceDetector:
         return out
 
     def detect_arrays(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
-        """Detections of every frame, all their views in one batched network call."""
+        """Detections of every frame: all letterboxes and tiles in one batched network call, or with
+        :attr:`whole_levels` the letterboxes batched and each level in a call of its own shape."""
+        return self._detect_levels(images) if self.whole_levels else self.detect_tiles(images)
+
+    def detect_tiles(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
+        """Detections from the letterboxes and tiles (:meth:`views`) in one batched call, even with
+        :attr:`whole_levels` (the path of runtimes that cannot reshape; parity checks it)."""
         crops: list[np.ndarray] = []
         views: list[View] = []
         for f, image in enumerate(images):
@@ -483,11 +627,57 @@ class BlazeFaceDetector:
             return []
         return self.postprocess(self.infer(crops), views, len(images))
 
+    def _detect_levels(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
+        """Each frame's letterbox and levels over :func:`lane_plan`'s lanes (a frame at a time, so its
+        faces do not depend on the frames batched with it): lane 0 in this thread, the rest in a pool."""
+        blocks: list[_Block] = []
+        for f, image in enumerate(images):
+            crops, views = self.level_views(image, f)
+            lanes = lane_plan([c.shape[:2] for c in crops], self.streams, max(self.variant.anchors.strides),
+                              min_rows=self.variant.input_size)
+            threads = 1 if len(lanes) > 1 else None
+            work = []  # per lane: (request, pixels, anchors, view); requests looked up here, not in the lanes
+            for slot, strips in enumerate(lanes):
+                mine = []
+                for strip in strips:
+                    pixels = crops[strip.index][strip.top:strip.bottom]
+                    height, width = pixels.shape[:2]
+                    view = views[strip.index]
+                    if strip.top:
+                        view = replace(view, offset_y=view.offset_y + strip.top / view.scale_y)
+                    request = self.runner.at_shape((1, 3, height, width), threads=threads, image=PIXELS, slot=slot)
+                    mine.append((request, pixels, self._anchors_at(height, width), view))
+                work.append(mine)
+            if len(work) > 1:
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(self.streams - 1, thread_name_prefix="blazeface-lane")
+                others = [self._pool.submit(_run_lane, lane) for lane in work[1:]]
+                blocks += _run_lane(work[0]) + [block for future in others for block in future.result()]
+            else:
+                blocks += _run_lane(work[0])
+        return self._merge(blocks, len(images)) if blocks else []
+
+    def infer_levels(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Raw outputs (1, anchors, 17) of :meth:`level_views`' inputs, one call each, in order."""
+        return [self.runner.at_shape((1, 3, *c.shape[:2]), image=PIXELS).infer(c[None]) for c in crops]
+
+    def _anchors_at(self, height: int, width: int) -> np.ndarray:
+        """Normalised anchors (÷ input size, as :func:`decode` takes them) of a ``height``×``width`` input."""
+        anchors = self._level_anchors.get((height, width))
+        if anchors is None:
+            anchors = self.variant.anchors.pixel_centres(height, width) / np.float32(self.variant.input_size)
+            self._level_anchors[(height, width)] = anchors
+        return anchors
+
     def detect_batch(self, images: Sequence[np.ndarray]) -> list[list[Box]]:
         return [to_boxes(faces) for faces in self.detect_arrays(images)]
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.detect_batch([image])[0]
+
+
+def _run_lane(lane: Sequence[tuple[Any, np.ndarray, np.ndarray, View]]) -> list[_Block]:
+    return [(request.infer(pixels[None]), anchors, [view]) for request, pixels, anchors, view in lane]
 
 
 def packaged_runtime() -> str:

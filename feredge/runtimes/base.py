@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -80,6 +80,32 @@ class TensorMeta:
             raise FeredgeError(f"input {self.name}: empty batch")
         if max_batch is not None and batch.shape[0] > max_batch:
             raise FeredgeError(f"input {self.name}: batch {batch.shape[0]} exceeds the model's max {max_batch}")
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """uint8 BGR pixels (N, H, W, 3) as a network's float32 input (N, 3, H, W): ``(x - mean) / scale``
+    per channel, in RGB order when ``rgb``. What :meth:`Runner.at_shape` can take instead of a batch
+    (OpenVINO folds it into the graph; elsewhere :meth:`to_network` does it in numpy)."""
+
+    mean: float
+    scale: float
+    rgb: bool = True
+
+    def to_network(self, pixels: np.ndarray) -> np.ndarray:
+        planes = pixels[..., ::-1] if self.rgb else pixels
+        batch = np.ascontiguousarray(planes.transpose(0, 3, 1, 2), dtype=np.float32)
+        batch -= np.float32(self.mean)
+        batch /= np.float32(self.scale)
+        return batch
+
+
+class ShapedCall(Protocol):
+    """One input shape of a network (see :meth:`Runner.at_shape`): ``infer`` takes exactly that shape."""
+
+    shape: tuple[int, ...]
+
+    def infer(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def check_device(device: str | None, runner: type[Runner]) -> str:
@@ -248,6 +274,18 @@ class Runner(ABC):
         logits = self._infer(np.ascontiguousarray(batch))
         self.timings.append(time.perf_counter() - start)
         return logits
+
+    @property
+    def reshapes(self) -> bool:
+        """Whether :meth:`at_shape` can run this network at input shapes other than its file's."""
+        return False
+
+    def at_shape(self, shape: tuple[int, ...], *, threads: int | None = None, image: ImageInput | None = None,
+                 slot: int = 0) -> ShapedCall:
+        """The network at the static input ``shape`` (N, C, H, W) — a fully convolutional detector on a whole
+        pyramid level — where :attr:`reshapes`; ``image``: the call takes (N, H, W, 3) uint8 pixels;
+        ``slot``: one per thread running the same shape at once; ``threads``: cores for the call."""
+        raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
 
     def infer_all(self, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
         """Logits for a batch of any size, run in chunks of ``chunk`` (at most the model's max batch)."""

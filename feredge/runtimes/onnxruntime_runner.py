@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.runtimes.base import Runner, TensorMeta
+from feredge.runtimes.base import ImageInput, Runner, TensorMeta
 from feredge.runtimes.onnx_external import check_onnx_file
 
 
@@ -44,8 +44,35 @@ class OnnxRuntimeRunner(Runner):
         (logits,) = self.session.run([self.output_name], {self.input_meta.name: batch})
         return np.asarray(logits, dtype=np.float32)
 
+    @property
+    def reshapes(self) -> bool:
+        """A file whose input height and width are free (symbolic) dimensions runs at any size."""
+        return self.input_meta is not None and len(self.input_meta.shape) == 4 and \
+            self.input_meta.shape[2] is None and self.input_meta.shape[3] is None
+
+    def at_shape(self, shape: tuple[int, ...], *, threads: int | None = None, image: ImageInput | None = None,
+                 slot: int = 0) -> _ShapedSession:
+        """The session itself at ``shape`` (``threads`` and ``slot`` are the session's: one per runner)."""
+        if not self.is_active:
+            raise FeredgeError(f"{self.name} runner used before activate()")
+        if not self.reshapes:
+            raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
+        return _ShapedSession(self, tuple(int(v) for v in shape), image)
+
     def _deactivate(self) -> None:
         del self.session
+
+
+class _ShapedSession:
+    def __init__(self, runner: OnnxRuntimeRunner, shape: tuple[int, ...], image: ImageInput | None) -> None:
+        self.runner, self.image = runner, image
+        self.shape = (shape[0], shape[2], shape[3], shape[1]) if image is not None else shape
+        self.dtype = np.dtype(np.uint8 if image is not None else np.float32)
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self.shape or batch.dtype != self.dtype:
+            raise FeredgeError(f"input {batch.dtype}{list(batch.shape)} is not {self.dtype}{list(self.shape)}")
+        return self.runner._infer(self.image.to_network(batch) if self.image is not None else batch)
 
 
 #: device → execution providers, in ONNX Runtime's order of preference (CPU always last: it runs every op)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,11 +19,14 @@ from feredge.errors import FeredgeError
 from feredge.preprocess.align import aligned_crop
 from feredge.preprocess.blazeface import (
     BLAZEFACE_SPECS,
+    SHORT_RANGE_TILED,
     AnchorSpec,
     BlazeFaceDetector,
     BlazeFaceSpec,
+    Strip,
     decode,
     five_points,
+    lane_plan,
     models_dir,
     network_input,
     tile_origins,
@@ -171,13 +175,12 @@ def test_onnxruntime_and_openvino_agree_on_real_photos(name, precision, photos):
 
 def test_tiled_views_are_split_over_openvinos_streams_with_the_same_output(photos):
     """A tiled variant runs OpenVINO with the THROUGHPUT hint and splits its views over the streams
-    (blazeface.TILED_RUNNER_OPTIONS); the split, in more parts than streams, equals one request."""
-    import os
-
-    split = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
-                              inference_precision="f32", chunk=5)  # chunk 5: more parts than streams
-    whole = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
-                              inference_precision="f32", hint="LATENCY")
+    (blazeface.TILED_RUNNER_OPTIONS); the split, in more parts than streams, equals one request. (The
+    tile path: the default runs whole levels on OpenVINO, over lanes as many as the streams.)"""
+    tiles = replace(SHORT_RANGE_TILED, whole_levels=False)
+    split = BlazeFaceDetector(variant=tiles, runtime="openvino", inference_precision="f32",
+                              chunk=5)  # chunk 5: more parts than streams
+    whole = BlazeFaceDetector(variant=tiles, runtime="openvino", inference_precision="f32", hint="LATENCY")
     letterbox = BlazeFaceDetector(DetectorSpec(name="blazeface"), runtime="openvino")
     assert split.runner.settings["hint"] == "THROUGHPUT" and letterbox.runner.settings["hint"] == "LATENCY"
     assert whole.streams == letterbox.streams == 1 and whole._queue is None and letterbox._queue is None
@@ -325,3 +328,135 @@ def test_detects_without_torch(astronaut_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("ok")
+
+
+# --- whole pyramid levels (BlazeFaceSpec.whole_levels): the default detector's path on OpenVINO ---
+
+
+def _scene(photos: dict[str, np.ndarray], mtcnn_boxes: dict[str, Box]) -> tuple[np.ndarray, list[tuple[float, ...]]]:
+    """A 1280×720 grey frame with the three real faces pasted at 40, 90 and 200 px wide; the 40-px one
+    straddles the row where the finest level's two lanes meet (frame y ≈ 262). Returns it and the truths."""
+    frame = np.full((720, 1280, 3), 110, np.uint8)
+    truths = []
+    for (name, width, (cx, cy)) in (("astronaut", 40, (300, 262)), ("camera", 90, (700, 500)),
+                                    ("grace_hopper", 200, (1050, 300))):
+        box = mtcnn_boxes[name]
+        scale = width / box.w
+        patch = cv2.resize(photos[name], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+        fx, fy = (box.x + box.w / 2) * scale, (box.y + box.h / 2) * scale
+        side = round(width * 1.8)
+        x0, y0 = round(fx - side / 2), round(fy - side / 2)
+        crop = patch[max(0, y0):y0 + side, max(0, x0):x0 + side]
+        top, left = round(cy - (fy - max(0, y0))), round(cx - (fx - max(0, x0)))
+        frame[top:top + crop.shape[0], left:left + crop.shape[1]] = crop
+        truths.append((cx - width / 2, cy - box.h * scale / 2, cx + width / 2, cy + box.h * scale / 2))
+    return frame, truths
+
+
+def _iou_xyxy(a: np.ndarray, b: tuple[float, ...]) -> float:
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
+    return w * h / union
+
+
+def test_pixel_anchors_of_a_wide_input_follow_the_networks_output_order():
+    anchors = SHORT_RANGE_TILED.anchors
+    np.testing.assert_array_equal(anchors.pixel_centres(128, 128) / 128, anchors.centres(128))
+    wide = anchors.pixel_centres(32, 64)  # 4×8 cells of stride 8 (2 anchors), 2×4 of stride 16 (6 anchors)
+    assert wide.shape == (4 * 8 * 2 + 2 * 4 * 6, 2)
+    np.testing.assert_array_equal(wide[:4], [[4, 4], [4, 4], [12, 4], [12, 4]])  # row-major, x inner
+    np.testing.assert_array_equal(wide[63], [60, 28])  # the last stride-8 cell
+    np.testing.assert_array_equal(wide[64:70], [[8, 8]] * 6)  # then the stride-16 map
+    np.testing.assert_array_equal(wide[-1], [56, 24])
+
+
+def test_the_default_detector_runs_whole_levels_on_openvino_and_tiles_on_onnxruntime():
+    ov = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino")
+    ort = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
+    assert SHORT_RANGE_TILED.whole_levels and ov.whole_levels and ov.runner.reshapes
+    assert not ort.whole_levels and not ort.runner.reshapes  # the shipped file's input is 128²
+    assert not BlazeFaceDetector(DetectorSpec(name="blazeface"), runtime="openvino").whole_levels  # no levels
+    crops, views = ov.level_views(np.zeros((720, 1280, 3), np.uint8))
+    # the letterbox, then the ½, ¼ and ⅙ levels whole, padded to multiples of 16, at the tiles' scales
+    assert [c.shape for c in crops] == [(128, 128, 3), (208, 368, 3), (416, 736, 3), (624, 1104, 3)]
+    tiles = ov.views(np.zeros((720, 1280, 3), np.uint8))[1]
+    assert {(round(v.scale_x, 4), round(v.scale_y, 4)) for v in views[1:]} == \
+        {(round(v.scale_x, 4), round(v.scale_y, 4)) for v in tiles[1:]}
+
+
+def test_a_record_from_before_whole_levels_takes_the_registered_variants_way():
+    for name in ("blazeface_short_tiled", "blazeface_tiled", "blazeface"):
+        record = BLAZEFACE_SPECS[name].to_dict()
+        assert record.pop("whole_levels") is BLAZEFACE_SPECS[name].whole_levels
+        assert BlazeFaceSpec.from_dict(record) == BLAZEFACE_SPECS[name]
+    record = {**SHORT_RANGE_TILED.to_dict(), "name": "someone_elses"}
+    del record["whole_levels"]
+    assert BlazeFaceSpec.from_dict(record).whole_levels is False
+
+
+def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
+    """On real photos and on a 720p frame with a 40-px face across a lane boundary: the same faces as
+    the tiles (ONNX Runtime), boxes of the same face overlapping closely."""
+    levels = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
+                               inference_precision="f32")
+    tiles = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
+    scene, truths = _scene(photos, mtcnn_boxes)
+    frames = [*photos.values(), scene]
+    for a, b in zip(levels.detect_arrays(frames), tiles.detect_arrays(frames), strict=True):
+        assert len(a) == len(b) >= 1
+        for box in a.boxes:
+            assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.8
+    found = levels.detect_arrays([scene])[0]
+    assert len(found) == 3
+    for truth in truths:
+        assert max(_iou_xyxy(box, truth) for box in found.boxes) > 0.5
+    assert levels.detect_arrays([scene])[0].boxes.tolist() == found.boxes.tolist()  # compiled shapes reused
+    assert levels.detect_batch(frames) == [levels.detect(image) for image in frames]  # batched = per frame
+    # one lane of whole levels on every thread (the LATENCY hint: one stream) finds the same faces as the lanes
+    one_lane = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
+                                 inference_precision="f32", hint="LATENCY")
+    assert one_lane.streams == 1
+    for a, b in zip(levels.detect_arrays(frames), one_lane.detect_arrays(frames), strict=True):
+        assert len(a) == len(b)
+        for box in a.boxes:
+            assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.9
+
+
+def test_whole_levels_on_openvino_match_onnxruntime_on_the_same_levels(photos, tmp_path):
+    """The levels' raw outputs against ONNX Runtime on a copy of the file with free height and width
+    (what an export checks and records), at the fp32 limits, on every level input of the photos."""
+    from feredge.export.detector_network import FP32_TOLERANCES, free_spatial_dims
+    from feredge.runtimes.onnxruntime_runner import OnnxRuntimeRunner
+
+    pytest.importorskip("onnx")
+    free = OnnxRuntimeRunner(free_spatial_dims(models_dir() / "short_range.onnx", tmp_path / "free.onnx"))
+    ort = BlazeFaceDetector(variant=SHORT_RANGE_TILED, runner=free)
+    ov = BlazeFaceDetector(variant=SHORT_RANGE_TILED, runtime="openvino", inference_precision="f32")
+    assert ort.whole_levels and ov.whole_levels
+    crops = [c for image in photos.values() for c in ov.level_views(image)[0]]
+    assert len({c.shape for c in crops}) >= 4
+    for crop, a, b in zip(crops, ort.infer_levels(crops), ov.infer_levels(crops), strict=True):
+        assert a.shape == b.shape == (1, len(SHORT_RANGE_TILED.anchors.pixel_centres(*crop.shape[:2])), 17)
+        assert np.abs(a - b).max() < FP32_TOLERANCES.raw_per_100 * max(1.0, np.abs(a).max() / 100)
+    np.testing.assert_allclose(ov.infer_levels(crops[:1])[0], ov.infer([crops[0]]), atol=1e-3)  # 128²: as batched
+    for a, b in zip(ort.detect_arrays(list(photos.values())), ov.detect_arrays(list(photos.values())), strict=True):
+        assert len(a) == len(b) == 1
+        np.testing.assert_allclose(a.boxes, b.boxes, atol=FP32_TOLERANCES.box_px)
+
+
+def test_lane_plan_balances_the_largest_level_in_strips_and_falls_back_when_it_cannot():
+    multiple = 16
+    photo = [(128, 128), (208, 208), (416, 416)]  # the 512² photo's letterbox and levels
+    lanes = lane_plan(photo, 2, multiple)
+    assert len(lanes) == 2
+    loads = [sum((s.bottom - s.top) * photo[s.index][1] for s in lane) for lane in lanes]
+    assert max(loads) < 1.1 * min(loads)
+    strips = sorted((s for lane in lanes for s in lane if s.index == 2), key=lambda s: s.top)
+    assert [s.index for lane in lanes for s in lane].count(0) == 1 and len(strips) == 2
+    assert strips[0].top == 0 and strips[-1].bottom == 416 and strips[0].bottom - strips[1].top == 32  # 2×16 shared
+    assert all(s.top % multiple == 0 and (s.bottom - s.top) % multiple == 0 for s in strips)
+    # a 640×360 frame: one level too short for two strips of 128 rows beside the letterbox: one lane, whole
+    assert lane_plan([(128, 128), (208, 368)], 2, multiple) == [[Strip(0, 0, 128), Strip(1, 0, 208)]]
+    assert lane_plan(photo, 1, multiple) == [[Strip(0, 0, 128), Strip(1, 0, 208), Strip(2, 0, 416)]]
+    assert lane_plan([], 2, multiple) == []

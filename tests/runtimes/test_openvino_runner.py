@@ -74,3 +74,60 @@ def test_the_call_is_the_compiled_bindings_own_and_gives_the_wrappers_numbers() 
             return "wrapper"
 
     assert _bare_infer(Stand())() == "wrapper"
+
+
+def test_at_shape_runs_the_network_at_another_shape_compiled_once_per_shape(astronaut_path: Path) -> None:
+    """The bundle's detector at other static shapes: at 128² its numbers are the runner's own; pixels
+    (uint8 BGR, converted in the graph) give what the float input made in numpy gives; one compiled
+    copy per (shape, threads, input, slot), at most SHAPED_CACHE kept; a wrong input is an error."""
+    import pytest
+
+    from feredge.errors import FeredgeError
+    from feredge.preprocess.blazeface import PIXELS, network_input
+    from feredge.runtimes import openvino_runner
+
+    bundle = Bundle.load(SHIPPED)
+    image = cv2.imread(str(astronaut_path))
+    level = cv2.resize(image, (416, 208))  # a wide level: height and width multiples of 16
+    with OpenVINORunner.from_bundle(bundle, network="detector") as ov:
+        assert ov.reshapes
+        crops = [cv2.resize(image, (128, 128)), level[:128, :128], level[-128:, -128:]]
+        same = ov.at_shape((3, 3, 128, 128))
+        np.testing.assert_allclose(same.infer(network_input(crops)), ov.infer(network_input(crops)), atol=1e-3)
+        assert ov.at_shape((3, 3, 128, 128)) is same and ov.at_shape((3, 3, 128, 128), slot=1) is not same
+        wide = ov.at_shape((1, 3, 208, 416))
+        from_pixels = ov.at_shape((1, 3, 208, 416), image=PIXELS)
+        raw = wide.infer(network_input([level]))
+        assert raw.shape == (1, (26 * 52) * 2 + (13 * 26) * 6, 17)  # the wide input's own anchors
+        np.testing.assert_allclose(from_pixels.infer(level[None]), raw, rtol=1e-4, atol=2e-3)
+        with pytest.raises(FeredgeError, match=r"is not the compiled uint8\[1, 208, 416, 3\]"):
+            from_pixels.infer(network_input([level]))
+        with pytest.raises(FeredgeError, match="is not the compiled float32"):
+            wide.infer(network_input([level[:192]]))
+        for k in range(openvino_runner.SHAPED_CACHE + 2):
+            ov.at_shape((1, 3, 128, 128 + 16 * k))
+        assert len(ov._shaped) == openvino_runner.SHAPED_CACHE
+    with pytest.raises(FeredgeError, match="before activate"):
+        ov.at_shape((1, 3, 128, 128))
+
+
+def test_onnxruntime_reshapes_only_a_file_with_free_height_and_width(astronaut_path: Path, tmp_path: Path) -> None:
+    import pytest
+
+    from feredge.errors import FeredgeError
+    from feredge.export.detector_network import free_spatial_dims
+    from feredge.preprocess.blazeface import PIXELS, models_dir, network_input
+
+    pytest.importorskip("onnx")
+    level = cv2.resize(cv2.imread(str(astronaut_path)), (416, 208))
+    with OnnxRuntimeRunner(models_dir() / "short_range.onnx") as fixed:
+        assert not fixed.reshapes
+        with pytest.raises(FeredgeError, match="runs only at its own input shape"):
+            fixed.at_shape((1, 3, 208, 416))
+    free = free_spatial_dims(models_dir() / "short_range.onnx", tmp_path / "free.onnx")
+    with OnnxRuntimeRunner(free) as ort, OpenVINORunner(models_dir() / "short_range.onnx") as ov:
+        assert ort.reshapes
+        got = ort.at_shape((1, 3, 208, 416), image=PIXELS).infer(level[None])
+        np.testing.assert_allclose(got, ort.at_shape((1, 3, 208, 416)).infer(network_input([level])), atol=1e-4)
+        np.testing.assert_allclose(got, ov.at_shape((1, 3, 208, 416), image=PIXELS).infer(level[None]),
+                                   rtol=1e-4, atol=2e-3)
