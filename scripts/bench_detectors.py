@@ -273,8 +273,10 @@ def match(truth: Sequence[Sequence[float]], found: Sequence[Box]) -> tuple[list[
 
 
 def detectors(scores: Sequence[float] = ()) -> dict[str, Callable[[], Detector]]:
-    """Detector label → how to build it: the registry's names, one threshold variant of the tiles, and the
-    default (``blazeface_short_tiled``) at each of ``scores`` (``--scores``: how its threshold was chosen)."""
+    """Detector label → how to build it: the registry's names, one threshold variant of the tiles, the
+    default (``blazeface_short_tiled``: whole pyramid levels on OpenVINO) on its tile path
+    (``…_tiles``: what ONNX Runtime and TensorRT run), and the default at each of ``scores``
+    (``--scores``: how its threshold was chosen)."""
     from feredge.preprocess.blazeface import BLAZEFACE_SPECS, BlazeFaceDetector, packaged_runtime
 
     tiled = BLAZEFACE_SPECS["blazeface_tiled"]
@@ -284,6 +286,9 @@ def detectors(scores: Sequence[float] = ()) -> dict[str, Callable[[], Detector]]
     }
     out["blazeface_tiled_s0.45"] = lambda: BlazeFaceDetector(variant=replace(tiled, score_threshold=0.45))
     default = BLAZEFACE_SPECS["blazeface_short_tiled"]
+    # the default's tile path (what ONNX Runtime and TensorRT run), on the same runtime as the default's levels
+    out["blazeface_short_tiled_tiles"] = lambda: BlazeFaceDetector(variant=replace(default, whole_levels=False),
+                                                                   runtime=packaged_runtime())
     for score in scores:
         out[f"blazeface_short_tiled_s{score:g}"] = lambda score=score: BlazeFaceDetector(  # type: ignore[misc]
             variant=replace(default, score_threshold=score), runtime=packaged_runtime())

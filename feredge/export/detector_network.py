@@ -193,7 +193,7 @@ def detector_parity(reference: BlazeFaceDetector, other: BlazeFaceDetector, imag
     if reference.whole_levels and other.whole_levels:
         crops = [c for image in frames for c in reference.level_views(image)[0]]
         raw_ref, raw_other = (np.concatenate([r[0] for r in d.infer_levels(crops)]) for d in (reference, other))
-        ref_faces, other_faces = reference.detect_arrays(frames), other.detect_arrays(frames)
+        ref_faces, other_faces = reference.detect_levels(frames), other.detect_levels(frames)
     else:
         tiled = BlazeFaceDetector(variant=replace(reference.variant, tiles=(2,), whole_levels=False),
                                   runner=reference.runner)

@@ -13,9 +13,13 @@ TensorRT) and all views of all frames go through in one call.
 Pipeline, everything after the network vectorised in numpy:
 
 1. **views**: each frame is letterboxed into the square input (MediaPipe's own preprocessing) and,
-   when :attr:`BlazeFaceSpec.tiles` asks for it, also cut into overlapping square tiles, each
-   resized to the input — small faces in a wide frame shrink below what the network sees after a
-   whole-frame letterbox, a tile keeps them large enough. RGB, [-1, 1].
+   when :attr:`BlazeFaceSpec.tiles` asks for it, also resized to a pyramid of levels — small faces in
+   a wide frame shrink below what the network sees after a whole-frame letterbox, a level keeps them
+   large enough. A level runs whole (:attr:`BlazeFaceSpec.whole_levels`: the net is fully
+   convolutional, and OpenVINO compiles it for each level's shape, the pixels' conversion folded into
+   the graph; the largest level is split into strips over one-thread lanes, :func:`lane_plan`) or,
+   on runtimes whose file takes only 128² (ONNX Runtime, TensorRT), cut into overlapping square
+   tiles of the input's size. RGB, [-1, 1].
 2. **decode**: SSD anchors (MediaPipe's ``SsdAnchorsCalculator`` with fixed anchor size) plus the
    regressed centre/size/keypoints, sigmoid of the clipped logit; done for every view at once.
 3. **merge**: candidates above the score threshold are mapped back to frame pixels and merged per
@@ -32,6 +36,7 @@ so a rotated face gives rotated corners and the similarity fit is unchanged in s
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -468,11 +473,20 @@ class BlazeFaceDetector:
     feredge runtime name (``onnxruntime``, ``openvino``, ``tensorrt`` given an engine as
     ``model_path``). Haar's settings in ``spec`` are ignored; ``chunk`` bounds how many views go
     through the network per call.
+
+    Whole levels (:attr:`BlazeFaceSpec.whole_levels`) cost a compile of ~0.2 s per input shape (3 for
+    a 512² photo: its ½ level and the ¼ level's two strips; the letterbox runs on the runner's own
+    model), so a frame shape runs them only once they can pay: from its ``levels_after``-th
+    detection (2: a second frame of one size is a stream, a loop or a batch, not a one-off photo)
+    and where its tiles number at least ``levels_min_views`` (16: the 512² photo's 21 views and
+    720p's 103 ran in 0.7× and 0.56× the time as levels, 640×360's 9 in 0.78×, ~3 ms a detection
+    that a short video's two compiles outweigh). Other frames run the tiles.
     """
 
     def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
                  runtime: str = "onnxruntime", threads: int | None = DEFAULT_THREADS, model_path: Path | None = None,
-                 chunk: int = 64, runner: Runner | None = None, **extra_options: Any) -> None:
+                 chunk: int = 64, runner: Runner | None = None, levels_after: int = 2, levels_min_views: int = 16,
+                 **extra_options: Any) -> None:
         from feredge.runtimes.registry import runner_class
 
         self.spec = spec or DetectorSpec(name="blazeface")
@@ -503,6 +517,8 @@ class BlazeFaceDetector:
         self._queue = self.runner.async_queue(self.streams) if self.streams > 1 else None  # type: ignore[attr-defined]
         #: each tile level run whole (:attr:`BlazeFaceSpec.whole_levels`) where the runner compiles other shapes
         self.whole_levels = bool(variant.whole_levels and variant.tiles and self.runner.reshapes)
+        self.levels_after, self.levels_min_views = levels_after, levels_min_views
+        self._seen: OrderedDict[tuple[int, int], int] = OrderedDict()  # frame shape → detections (the last 64)
         self._level_anchors: dict[tuple[int, int], np.ndarray] = {}
         self._pool: ThreadPoolExecutor | None = None  # the lanes past the caller's own (whole levels)
 
@@ -547,17 +563,36 @@ class BlazeFaceDetector:
     def _levels(self, image: np.ndarray, pyramid: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
         """Each tile level of ``tiles``: the frame resized so a tile of 1/n of the short side (plus the
         overlap) becomes the input, with its x and y scale; levels that would upsample are left out."""
-        v = self.variant
         h, w = image.shape[:2]
+        return [(_resize(image, (sw, sh), pyramid), sw / w, sh / h) for sw, sh in self._level_sizes(h, w)]
+
+    def _level_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
+        v = self.variant
         out = []
         for n in v.tiles:
             side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
             if side < v.input_size or (n == 1 and h == w):
                 continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
             scale = v.input_size / side
-            sw, sh = max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))
-            out.append((_resize(image, (sw, sh), pyramid), sw / w, sh / h))
+            out.append((max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))))
         return out
+
+    def tile_count(self, h: int, w: int) -> int:
+        """How many views :meth:`views` gives an h×w frame (the letterbox and every level's tiles)."""
+        size, overlap = self.variant.input_size, self.variant.tile_overlap
+        return 1 + sum(len(tile_origins(sh, size, overlap)) * len(tile_origins(sw, size, overlap))
+                       for sw, sh in self._level_sizes(h, w))
+
+    def runs_levels(self, h: int, w: int) -> bool:
+        """Whether an h×w frame's next detection runs whole levels (see the class docstring); counts it."""
+        if not self.whole_levels:
+            return False
+        key = (h, w)
+        seen = self._seen.pop(key, 0) + 1
+        self._seen[key] = seen
+        while len(self._seen) > 64:
+            self._seen.popitem(last=False)
+        return seen >= self.levels_after and self.tile_count(h, w) >= self.levels_min_views
 
     def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(views, anchors, 17) raw network output for HWC BGR uint8 crops."""
@@ -610,55 +645,76 @@ class BlazeFaceDetector:
         return out
 
     def detect_arrays(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
-        """Detections of every frame: all letterboxes and tiles in one batched network call, or with
-        :attr:`whole_levels` the letterboxes batched and each level in a call of its own shape."""
-        return self._detect_levels(images) if self.whole_levels else self.detect_tiles(images)
+        """Detections of every frame: the tiles of all frames in one batched network call, and each frame
+        that :meth:`runs_levels` on its whole levels (:meth:`detect_levels`)."""
+        if not images:
+            return []
+        levelled = [f for f, image in enumerate(images) if self.runs_levels(*image.shape[:2])]
+        blocks = self._tile_blocks([(f, images[f]) for f in range(len(images)) if f not in levelled])
+        for f in levelled:
+            blocks += self._level_blocks(images[f], f)
+        return self._merge(blocks, len(images))
+
+    def detect_levels(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
+        """Detections from every frame's letterbox and whole levels (:meth:`level_views`), whatever the
+        frame counts; on a runner that does not reshape, an error."""
+        if not self.runner.reshapes:
+            raise FeredgeError(f"{self.runner.name}: {self.runner.model_path.name} runs only 128² views, not levels")
+        blocks: list[_Block] = []
+        for f, image in enumerate(images):
+            blocks += self._level_blocks(image, f)
+        return self._merge(blocks, len(images)) if images else []
 
     def detect_tiles(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
         """Detections from the letterboxes and tiles (:meth:`views`) in one batched call, even with
         :attr:`whole_levels` (the path of runtimes that cannot reshape; parity checks it)."""
+        return self._merge(self._tile_blocks(list(enumerate(images))), len(images)) if images else []
+
+    def _tile_blocks(self, frames: Sequence[tuple[int, np.ndarray]]) -> list[_Block]:
         crops: list[np.ndarray] = []
         views: list[View] = []
-        for f, image in enumerate(images):
+        for f, image in frames:
             c, v = self.views(image, f)
             crops += c
             views += v
-        if not crops:
-            return []
-        return self.postprocess(self.infer(crops), views, len(images))
+        return [(self.infer(crops), self.anchors, views)] if crops else []
 
-    def _detect_levels(self, images: Sequence[np.ndarray]) -> list[FaceArrays]:
-        """Each frame's letterbox and levels over :func:`lane_plan`'s lanes (a frame at a time, so its
-        faces do not depend on the frames batched with it): lane 0 in this thread, the rest in a pool."""
-        blocks: list[_Block] = []
-        for f, image in enumerate(images):
-            crops, views = self.level_views(image, f)
-            lanes = lane_plan([c.shape[:2] for c in crops], self.streams, max(self.variant.anchors.strides),
-                              min_rows=self.variant.input_size)
-            threads = 1 if len(lanes) > 1 else None
-            work = []  # per lane: (request, pixels, anchors, view); requests looked up here, not in the lanes
-            for slot, strips in enumerate(lanes):
-                mine = []
-                for strip in strips:
-                    pixels = crops[strip.index][strip.top:strip.bottom]
-                    height, width = pixels.shape[:2]
-                    view = views[strip.index]
-                    if strip.top:
-                        view = replace(view, offset_y=view.offset_y + strip.top / view.scale_y)
-                    request = self.runner.at_shape((1, 3, height, width), threads=threads, image=PIXELS, slot=slot)
-                    mine.append((request, pixels, self._anchors_at(height, width), view))
-                work.append(mine)
-            if len(work) > 1:
-                if self._pool is None:
-                    self._pool = ThreadPoolExecutor(self.streams - 1, thread_name_prefix="blazeface-lane")
-                others = [self._pool.submit(_run_lane, lane) for lane in work[1:]]
-                blocks += _run_lane(work[0]) + [block for future in others for block in future.result()]
-            else:
-                blocks += _run_lane(work[0])
-        return self._merge(blocks, len(images)) if blocks else []
+    def _level_blocks(self, image: np.ndarray, frame: int) -> list[_Block]:
+        """One frame's letterbox and levels over :func:`lane_plan`'s lanes (a frame at a time, so its
+        faces do not depend on the frames batched with it): lane 0 in this thread, the rest in a pool.
+        The letterbox runs on the runner's own compiled model (one compile fewer)."""
+        crops, views = self.level_views(image, frame)
+        lanes = lane_plan([c.shape[:2] for c in crops], self.streams, max(self.variant.anchors.strides),
+                          min_rows=self.variant.input_size)
+        threads = 1 if len(lanes) > 1 else None
+        work = []  # per lane: (call, pixels, anchors, view); requests looked up here, not in the lanes' threads
+        for slot, strips in enumerate(lanes):
+            mine: list[tuple[Any, np.ndarray, np.ndarray, View]] = []
+            for strip in strips:
+                pixels = crops[strip.index][strip.top:strip.bottom]
+                height, width = pixels.shape[:2]
+                view = views[strip.index]
+                if strip.top:
+                    view = replace(view, offset_y=view.offset_y + strip.top / view.scale_y)
+                if strip.index == 0:  # the letterbox: the input the runner's model was compiled for
+                    mine.append((self._letterbox_call, pixels, self.anchors, view))
+                    continue
+                request = self.runner.at_shape((1, 3, height, width), threads=threads, image=PIXELS, slot=slot)
+                mine.append((request.infer, pixels, self._anchors_at(height, width), view))
+            work.append(mine)
+        if len(work) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.streams - 1, thread_name_prefix="blazeface-lane")
+            others = [self._pool.submit(_run_lane, lane) for lane in work[1:]]
+            return _run_lane(work[0]) + [block for future in others for block in future.result()]
+        return _run_lane(work[0])
+
+    def _letterbox_call(self, pixels: np.ndarray) -> np.ndarray:
+        return self.runner.infer(network_input(list(pixels)))
 
     def infer_levels(self, crops: Sequence[np.ndarray]) -> list[np.ndarray]:
-        """Raw outputs (1, anchors, 17) of :meth:`level_views`' inputs, one call each, in order."""
+        """Raw outputs (1, anchors, 17) of :meth:`level_views`' inputs, one call each, in order, each at
+        its own shape (the letterbox too: the parity check's path)."""
         return [self.runner.at_shape((1, 3, *c.shape[:2]), image=PIXELS).infer(c[None]) for c in crops]
 
     def _anchors_at(self, height: int, width: int) -> np.ndarray:
@@ -677,7 +733,7 @@ class BlazeFaceDetector:
 
 
 def _run_lane(lane: Sequence[tuple[Any, np.ndarray, np.ndarray, View]]) -> list[_Block]:
-    return [(request.infer(pixels[None]), anchors, [view]) for request, pixels, anchors, view in lane]
+    return [(call(pixels[None]), anchors, [view]) for call, pixels, anchors, view in lane]
 
 
 def packaged_runtime() -> str:

@@ -403,24 +403,50 @@ def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
     tiles = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
     scene, truths = _scene(photos, mtcnn_boxes)
     frames = [*photos.values(), scene]
-    for a, b in zip(levels.detect_arrays(frames), tiles.detect_arrays(frames), strict=True):
+    for a, b in zip(levels.detect_levels(frames), tiles.detect_arrays(frames), strict=True):
         assert len(a) == len(b) >= 1
         for box in a.boxes:
             assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.8
-    found = levels.detect_arrays([scene])[0]
+    found = levels.detect_levels([scene])[0]
     assert len(found) == 3
     for truth in truths:
         assert max(_iou_xyxy(box, truth) for box in found.boxes) > 0.5
-    assert levels.detect_arrays([scene])[0].boxes.tolist() == found.boxes.tolist()  # compiled shapes reused
-    assert levels.detect_batch(frames) == [levels.detect(image) for image in frames]  # batched = per frame
+    assert levels.detect_levels([scene])[0].boxes.tolist() == found.boxes.tolist()  # compiled shapes reused
+    per_frame = [levels.detect_levels([image])[0] for image in frames]
+    for together, alone in zip(levels.detect_levels(frames), per_frame, strict=True):  # batched = per frame
+        np.testing.assert_array_equal(together.boxes, alone.boxes)
     # one lane of whole levels on every thread (the LATENCY hint: one stream) finds the same faces as the lanes
     one_lane = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
                                  inference_precision="f32", hint="LATENCY")
     assert one_lane.streams == 1
-    for a, b in zip(levels.detect_arrays(frames), one_lane.detect_arrays(frames), strict=True):
+    for a, b in zip(levels.detect_levels(frames), one_lane.detect_levels(frames), strict=True):
         assert len(a) == len(b)
         for box in a.boxes:
             assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.9
+    with pytest.raises(FeredgeError, match="runs only 128² views"):
+        tiles.detect_levels(frames)
+
+
+def test_a_frame_shape_runs_whole_levels_from_its_second_detection_where_it_has_many_tiles(photos):
+    """A one-off photo compiles nothing (tiles); the second frame of a shape with ≥ 16 tiles runs whole
+    levels; a 640×360 frame (9 tiles) keeps the tiles; ``levels_after=1`` runs levels at once."""
+    detector = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino")
+    photo = photos["astronaut"]
+    small = np.zeros((360, 640, 3), np.uint8)
+    assert (detector.tile_count(*photo.shape[:2]), detector.tile_count(360, 640)) == (21, 9)
+    assert detector.tile_count(720, 1280) == len(detector.views(np.zeros((720, 1280, 3), np.uint8))[1]) == 103
+    first = detector.detect_arrays([photo])[0]
+    assert not detector.runner._shaped  # nothing compiled for a first frame
+    np.testing.assert_array_equal(first.boxes, detector.detect_tiles([photo])[0].boxes)
+    second = detector.detect_arrays([photo])[0]
+    assert detector.runner._shaped  # the levels' shapes, compiled now
+    np.testing.assert_array_equal(second.boxes, detector.detect_levels([photo])[0].boxes)
+    for _ in range(3):
+        detector.detect_arrays([small])
+    assert all(key[0][2:] != (208, 368) for key in detector.runner._shaped)  # 640×360's level never compiled
+    eager = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino", levels_after=1)
+    np.testing.assert_array_equal(eager.detect_arrays([photo])[0].boxes, eager.detect_levels([photo])[0].boxes)
+    assert eager.runner._shaped
 
 
 def test_whole_levels_on_openvino_match_onnxruntime_on_the_same_levels(photos, tmp_path):
@@ -440,7 +466,7 @@ def test_whole_levels_on_openvino_match_onnxruntime_on_the_same_levels(photos, t
         assert a.shape == b.shape == (1, len(SHORT_RANGE_TILED.anchors.pixel_centres(*crop.shape[:2])), 17)
         assert np.abs(a - b).max() < FP32_TOLERANCES.raw_per_100 * max(1.0, np.abs(a).max() / 100)
     np.testing.assert_allclose(ov.infer_levels(crops[:1])[0], ov.infer([crops[0]]), atol=1e-3)  # 128²: as batched
-    for a, b in zip(ort.detect_arrays(list(photos.values())), ov.detect_arrays(list(photos.values())), strict=True):
+    for a, b in zip(ort.detect_levels(list(photos.values())), ov.detect_levels(list(photos.values())), strict=True):
         assert len(a) == len(b) == 1
         np.testing.assert_allclose(a.boxes, b.boxes, atol=FP32_TOLERANCES.box_px)
 
