@@ -172,14 +172,17 @@ class DetectorParity:
 
 
 def free_spatial_dims(source: Path, destination: Path) -> Path:
-    """A copy of the ONNX ``source`` whose input height and width are free dimensions (any size)."""
+    """A copy of the ONNX ``source`` whose input height and width are free dimensions (any size), and
+    so its output's anchor count (ONNX Runtime warns on every call where an output outgrows its declared shape)."""
     import onnx
 
     model = onnx.load(str(source))
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    for axis, name in ((2, "height"), (3, "width")):
-        dims[axis].ClearField("dim_value")
-        dims[axis].dim_param = name
+    free = [(model.graph.input[0], 2, "height"), (model.graph.input[0], 3, "width"),
+            (model.graph.output[0], 1, "anchors")]
+    for value, axis, name in free:
+        dim = value.type.tensor_type.shape.dim[axis]
+        dim.ClearField("dim_value")
+        dim.dim_param = name
     onnx.save(model, str(destination))
     return destination
 

@@ -17,8 +17,7 @@ Pipeline, everything after the network vectorised in numpy:
    a wide frame shrink below what the network sees after a whole-frame letterbox, a level keeps them
    large enough. A level runs whole (:attr:`BlazeFaceSpec.whole_levels`: the net is fully
    convolutional, and OpenVINO compiles it for each level's shape, the pixels' conversion folded into
-   the graph; the largest level is split into strips over one-thread lanes, :func:`lane_plan`) or,
-   on runtimes whose file takes only 128² (ONNX Runtime, TensorRT), cut into overlapping square
+   the graph) or, on runtimes whose file takes only 128² (ONNX Runtime, TensorRT), cut into overlapping square
    tiles of the input's size. RGB, [-1, 1].
 2. **decode**: SSD anchors (MediaPipe's ``SsdAnchorsCalculator`` with fixed anchor size) plus the
    regressed centre/size/keypoints, sigmoid of the clipped logit; done for every view at once.
@@ -38,8 +37,7 @@ from __future__ import annotations
 import math
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -330,58 +328,6 @@ def _letterbox(image: np.ndarray, size: int, keep_aspect: bool,
 _Block = tuple[np.ndarray, np.ndarray, Sequence[View]]
 
 
-@dataclass(frozen=True)
-class Strip:
-    """Rows ``top:bottom`` of input ``index`` (the whole input when they span it)."""
-
-    index: int
-    top: int
-    bottom: int
-
-
-def lane_plan(shapes: Sequence[tuple[int, int]], lanes: int, multiple: int, *, overlap: int = 16,
-              min_rows: int = 128, balance: float = 1.25) -> list[list[Strip]]:
-    """Inputs of ``shapes`` (height, width) spread over ``lanes`` one-thread workers of about equal
-    pixels: every input but the largest goes whole to the least-loaded lane, largest first; the
-    largest is cut across into one strip per lane, each as tall as that lane's share (rows at
-    multiples of ``multiple``), reaching ``overlap`` rows past every cut into its neighbour, so a
-    face up to 2·overlap rows tall on a cut is whole in one strip (larger ones are partly in both,
-    as on a tile's edge). Lanes whose share is under ``min_rows`` rows get no strip. When the lanes
-    come out uneven (the busiest over ``balance`` × the mean, as a 640×360 frame's one level beside
-    its letterbox) the plan is one lane of whole inputs: the caller then runs them one after the
-    other on every thread. Why strips and one thread each, not one request per input on every thread:
-    the photo's levels took 0.95× the time that way, the 720p frame's 0.94× (alternating, AMD EPYC)."""
-    if not shapes:
-        return []
-    areas = [h * w for h, w in shapes]
-    big = max(range(len(shapes)), key=areas.__getitem__)
-    plan: list[list[Strip]] = [[] for _ in range(max(1, lanes))]
-    loads = [0] * len(plan)
-    for i in sorted((i for i in range(len(shapes)) if i != big), key=areas.__getitem__, reverse=True):
-        lane = loads.index(min(loads))
-        plan[lane].append(Strip(i, 0, shapes[i][0]))
-        loads[lane] += areas[i]
-    height, width = shapes[big]
-    target = (sum(areas) + 2 * overlap * width * (len(plan) - 1)) / len(plan)
-    rows = [max(0.0, (target - load) / width) for load in loads]
-    keep = [lane for lane, r in enumerate(rows) if r >= min_rows] or [loads.index(min(loads))]
-    total = sum(rows[lane] for lane in keep) or 1.0
-    cuts, acc = [0], 0.0
-    for lane in keep[:-1]:
-        acc += rows[lane] * height / total
-        cuts.append(min(height, max(cuts[-1] + multiple, round(acc / multiple) * multiple)))
-    cuts.append(height)
-    for k, lane in enumerate(keep):
-        top = max(0, cuts[k] - (overlap if k else 0))
-        bottom = min(height, cuts[k + 1] + (overlap if k + 1 < len(keep) else 0))
-        plan[lane].append(Strip(big, top, bottom))
-        loads[lane] += (bottom - top) * width
-    busy = [load for load in loads if load]
-    if len(busy) < 2 or max(busy) > balance * sum(loads) / len(loads):
-        return [[Strip(i, 0, h) for i, (h, _) in enumerate(shapes)]]
-    return [lane for lane in plan if lane]
-
-
 def tile_origins(length: int, side: int, overlap: float) -> list[int]:
     """Evenly spaced starts of tiles of ``side`` covering ``[0, length)`` with at least ``overlap``·side shared."""
     if side >= length:
@@ -474,13 +420,14 @@ class BlazeFaceDetector:
     ``model_path``). Haar's settings in ``spec`` are ignored; ``chunk`` bounds how many views go
     through the network per call.
 
-    Whole levels (:attr:`BlazeFaceSpec.whole_levels`) cost a compile of ~0.2 s per input shape (3 for
-    a 512² photo: its ½ level and the ¼ level's two strips; the letterbox runs on the runner's own
-    model), so a frame shape runs them only once they can pay: from its ``levels_after``-th
-    detection (2: a second frame of one size is a stream, a loop or a batch, not a one-off photo)
-    and where its tiles number at least ``levels_min_views`` (16: the 512² photo's 21 views and
-    720p's 103 ran in 0.7× and 0.56× the time as levels, 640×360's 9 in 0.78×, ~3 ms a detection
-    that a short video's two compiles outweigh). Other frames run the tiles.
+    Whole levels (:attr:`BlazeFaceSpec.whole_levels`) cost a compile of ~0.2 s per input shape (2 for
+    a 512² photo: its ½ and ¼ levels; the letterbox runs on the runner's own model), so a frame shape
+    runs them only once they can pay: from its ``levels_after``-th detection (2: a second frame of
+    one size is a stream, a loop or a batch, not a one-off photo) and where its tiles number at least
+    ``levels_min_views`` (16: the 512² photo's 21 views and 720p's 103 ran in 0.7× and 0.56× the
+    time as levels, 640×360's 9 in 0.78×, ~3 ms a detection, which a short video's compile
+    outweighs: the 300-frame video of ``benchmarks/pipeline_vs_fer.md`` ran at 8.4× fer's frames/s
+    with levels there, 10.2× without). Other frames run the tiles.
     """
 
     def __init__(self, spec: DetectorSpec | None = None, *, variant: BlazeFaceSpec | None = None,
@@ -520,7 +467,6 @@ class BlazeFaceDetector:
         self.levels_after, self.levels_min_views = levels_after, levels_min_views
         self._seen: OrderedDict[tuple[int, int], int] = OrderedDict()  # frame shape → detections (the last 64)
         self._level_anchors: dict[tuple[int, int], np.ndarray] = {}
-        self._pool: ThreadPoolExecutor | None = None  # the lanes past the caller's own (whole levels)
 
     def views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
         """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from: the
@@ -680,34 +626,17 @@ class BlazeFaceDetector:
         return [(self.infer(crops), self.anchors, views)] if crops else []
 
     def _level_blocks(self, image: np.ndarray, frame: int) -> list[_Block]:
-        """One frame's letterbox and levels over :func:`lane_plan`'s lanes (a frame at a time, so its
-        faces do not depend on the frames batched with it): lane 0 in this thread, the rest in a pool.
-        The letterbox runs on the runner's own compiled model (one compile fewer)."""
+        """One frame's letterbox (on the runner's own compiled model: one compile fewer) and whole levels
+        (each on its shape's), one after the other on every thread. Why not the largest level cut in
+        strips run side by side on one thread each: on the photo and 720p that took 0.95–1.02× the
+        time (alternating, AMD EPYC), for a seam and a compile more."""
         crops, views = self.level_views(image, frame)
-        lanes = lane_plan([c.shape[:2] for c in crops], self.streams, max(self.variant.anchors.strides),
-                          min_rows=self.variant.input_size)
-        threads = 1 if len(lanes) > 1 else None
-        work = []  # per lane: (call, pixels, anchors, view); requests looked up here, not in the lanes' threads
-        for slot, strips in enumerate(lanes):
-            mine: list[tuple[Any, np.ndarray, np.ndarray, View]] = []
-            for strip in strips:
-                pixels = crops[strip.index][strip.top:strip.bottom]
-                height, width = pixels.shape[:2]
-                view = views[strip.index]
-                if strip.top:
-                    view = replace(view, offset_y=view.offset_y + strip.top / view.scale_y)
-                if strip.index == 0:  # the letterbox: the input the runner's model was compiled for
-                    mine.append((self._letterbox_call, pixels, self.anchors, view))
-                    continue
-                request = self.runner.at_shape((1, 3, height, width), threads=threads, image=PIXELS, slot=slot)
-                mine.append((request.infer, pixels, self._anchors_at(height, width), view))
-            work.append(mine)
-        if len(work) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.streams - 1, thread_name_prefix="blazeface-lane")
-            others = [self._pool.submit(_run_lane, lane) for lane in work[1:]]
-            return _run_lane(work[0]) + [block for future in others for block in future.result()]
-        return _run_lane(work[0])
+        blocks: list[_Block] = [(self._letterbox_call(crops[0][None]), self.anchors, [views[0]])]
+        for crop, view in zip(crops[1:], views[1:], strict=True):
+            height, width = crop.shape[:2]
+            raw = self.runner.at_shape((1, 3, height, width), image=PIXELS).infer(crop[None])
+            blocks.append((raw, self._anchors_at(height, width), [view]))
+        return blocks
 
     def _letterbox_call(self, pixels: np.ndarray) -> np.ndarray:
         return self.runner.infer(network_input(list(pixels)))
@@ -730,10 +659,6 @@ class BlazeFaceDetector:
 
     def detect(self, image: np.ndarray) -> list[Box]:
         return self.detect_batch([image])[0]
-
-
-def _run_lane(lane: Sequence[tuple[Any, np.ndarray, np.ndarray, View]]) -> list[_Block]:
-    return [(call(pixels[None]), anchors, [view]) for call, pixels, anchors, view in lane]
 
 
 def packaged_runtime() -> str:

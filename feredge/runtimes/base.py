@@ -280,11 +280,9 @@ class Runner(ABC):
         """Whether :meth:`at_shape` can run this network at input shapes other than its file's."""
         return False
 
-    def at_shape(self, shape: tuple[int, ...], *, threads: int | None = None, image: ImageInput | None = None,
-                 slot: int = 0) -> ShapedCall:
+    def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> ShapedCall:
         """The network at the static input ``shape`` (N, C, H, W) — a fully convolutional detector on a whole
-        pyramid level — where :attr:`reshapes`; ``image``: the call takes (N, H, W, 3) uint8 pixels;
-        ``slot``: one per thread running the same shape at once; ``threads``: cores for the call."""
+        pyramid level — where :attr:`reshapes`; with ``image`` the call takes (N, H, W, 3) uint8 pixels."""
         raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
 
     def infer_all(self, batch: np.ndarray, chunk: int = 16) -> np.ndarray:

@@ -50,9 +50,8 @@ class OnnxRuntimeRunner(Runner):
         return self.input_meta is not None and len(self.input_meta.shape) == 4 and \
             self.input_meta.shape[2] is None and self.input_meta.shape[3] is None
 
-    def at_shape(self, shape: tuple[int, ...], *, threads: int | None = None, image: ImageInput | None = None,
-                 slot: int = 0) -> _ShapedSession:
-        """The session itself at ``shape`` (``threads`` and ``slot`` are the session's: one per runner)."""
+    def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> _ShapedSession:
+        """The session itself at ``shape``."""
         if not self.is_active:
             raise FeredgeError(f"{self.name} runner used before activate()")
         if not self.reshapes:

@@ -91,7 +91,7 @@ class OpenVINORunner(Runner):
         self.compiled = core.compile_model(model, device, config)
         self._core, self._model, self._device = core, model, device
         self._precision_config = {k: v for k, v in config.items() if k == "INFERENCE_PRECISION_HINT"}
-        self._shaped: OrderedDict[tuple[tuple[int, ...], int, ImageInput | None, int], ShapedRequest] = OrderedDict()
+        self._shaped: OrderedDict[tuple[tuple[int, ...], ImageInput | None], ShapedRequest] = OrderedDict()
         self.request = self.compiled.create_infer_request()
         self._run = _bare_infer(self.request)
         self._tensor = ov.Tensor
@@ -164,29 +164,26 @@ class OpenVINORunner(Runner):
     def reshapes(self) -> bool:
         return True
 
-    def at_shape(self, shape: tuple[int, ...], *, threads: int | None = None, image: ImageInput | None = None,
-                 slot: int = 0) -> ShapedRequest:
-        """This network compiled for the static input ``shape`` (N, C, H, W; its own request), ``threads``
-        cores (default: the runner's), at the runner's precision; the last :data:`SHAPED_CACHE` are kept.
+    def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> ShapedRequest:
+        """This network compiled for the static input ``shape`` (N, C, H, W; its own request), with the
+        runner's threads and precision; the last :data:`SHAPED_CACHE` are kept.
         With ``image`` the request takes (N, H, W, 3) uint8 BGR pixels and the graph converts them
         (OpenVINO's ``PrePostProcessor``: layout, colour order, ``(x - mean) / scale``), instead of a
         float32 NCHW batch made in numpy. Why static: on the BlazeFace short-range net a model compiled
         with dynamic height and width ran a photo's levels in 1.10× the time of the 21 tiles they
-        replace, compiled per shape in 0.69× (alternating, AMD EPYC AVX2); a compile takes ~0.2 s.
-        ``slot``: callers running the same shape from several threads at once take one slot each
-        (a request runs one inference at a time)."""
+        replace, compiled per shape in 0.69× (alternating, AMD EPYC AVX2); a compile takes ~0.2 s."""
         if not self.is_active:
             raise FeredgeError(f"{self.name} runner used before activate()")
-        key = (tuple(int(v) for v in shape), int(threads or self.threads or 0), image, int(slot))
+        key = (tuple(int(v) for v in shape), image)
         shaped = self._shaped.pop(key, None)
         if shaped is None:
-            shaped = self._compile_shape(*key[:3])
+            shaped = self._compile_shape(*key)
             while len(self._shaped) >= SHAPED_CACHE:
                 self._shaped.popitem(last=False)
         self._shaped[key] = shaped
         return shaped
 
-    def _compile_shape(self, shape: tuple[int, ...], threads: int, image: ImageInput | None) -> ShapedRequest:
+    def _compile_shape(self, shape: tuple[int, ...], image: ImageInput | None) -> ShapedRequest:
         model = self._model.clone()
         try:
             model.reshape({0: list(shape)})
@@ -209,10 +206,8 @@ class OpenVINORunner(Runner):
             model = ppp.build()
             fed = (shape[0], shape[2], shape[3], shape[1])
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **self._precision_config}
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = threads
-        if threads == 1:  # one-thread requests run side by side: let the OS place them
-            config["ENABLE_CPU_PINNING"] = False
+        if self.threads:
+            config["INFERENCE_NUM_THREADS"] = self.threads
         return ShapedRequest(self._core.compile_model(model, self._device, config), fed,
                              np.uint8 if image is not None else np.float32)
 
@@ -232,8 +227,7 @@ class OpenVINORunner(Runner):
 
 class ShapedRequest:
     """One compiled copy of a runner's network at a static input shape, with its own request:
-    ``infer(batch)`` takes exactly that shape and dtype and returns the first output (a copy).
-    Requests of different shapes may run at once from different threads (OpenVINO releases the GIL)."""
+    ``infer(batch)`` takes exactly that shape and dtype and returns the first output (a copy)."""
 
     def __init__(self, compiled: Any, shape: tuple[int, ...], dtype: type = np.float32) -> None:
         self.compiled, self.shape, self.dtype = compiled, shape, np.dtype(dtype)

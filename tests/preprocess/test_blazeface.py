@@ -23,10 +23,8 @@ from feredge.preprocess.blazeface import (
     AnchorSpec,
     BlazeFaceDetector,
     BlazeFaceSpec,
-    Strip,
     decode,
     five_points,
-    lane_plan,
     models_dir,
     network_input,
     tile_origins,
@@ -176,7 +174,7 @@ def test_onnxruntime_and_openvino_agree_on_real_photos(name, precision, photos):
 def test_tiled_views_are_split_over_openvinos_streams_with_the_same_output(photos):
     """A tiled variant runs OpenVINO with the THROUGHPUT hint and splits its views over the streams
     (blazeface.TILED_RUNNER_OPTIONS); the split, in more parts than streams, equals one request. (The
-    tile path: the default runs whole levels on OpenVINO, over lanes as many as the streams.)"""
+    tile path, which the default runs on frames that do not pay for whole levels.)"""
     tiles = replace(SHORT_RANGE_TILED, whole_levels=False)
     split = BlazeFaceDetector(variant=tiles, runtime="openvino", inference_precision="f32",
                               chunk=5)  # chunk 5: more parts than streams
@@ -334,8 +332,8 @@ def test_detects_without_torch(astronaut_path):
 
 
 def _scene(photos: dict[str, np.ndarray], mtcnn_boxes: dict[str, Box]) -> tuple[np.ndarray, list[tuple[float, ...]]]:
-    """A 1280×720 grey frame with the three real faces pasted at 40, 90 and 200 px wide; the 40-px one
-    straddles the row where the finest level's two lanes meet (frame y ≈ 262). Returns it and the truths."""
+    """A 1280×720 grey frame with the three real faces pasted at 40, 90 and 200 px wide (the 40-px one is
+    found only on the finest level). Returns it and the truth boxes (x0, y0, x1, y1)."""
     frame = np.full((720, 1280, 3), 110, np.uint8)
     truths = []
     for (name, width, (cx, cy)) in (("astronaut", 40, (300, 262)), ("camera", 90, (700, 500)),
@@ -396,8 +394,8 @@ def test_a_record_from_before_whole_levels_takes_the_registered_variants_way():
 
 
 def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
-    """On real photos and on a 720p frame with a 40-px face across a lane boundary: the same faces as
-    the tiles (ONNX Runtime), boxes of the same face overlapping closely."""
+    """On real photos and on a 720p frame with a 40-px face: the same faces as the tiles (ONNX Runtime),
+    boxes of the same face overlapping closely, and each pasted face found."""
     levels = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
                                inference_precision="f32")
     tiles = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
@@ -415,14 +413,6 @@ def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
     per_frame = [levels.detect_levels([image])[0] for image in frames]
     for together, alone in zip(levels.detect_levels(frames), per_frame, strict=True):  # batched = per frame
         np.testing.assert_array_equal(together.boxes, alone.boxes)
-    # one lane of whole levels on every thread (the LATENCY hint: one stream) finds the same faces as the lanes
-    one_lane = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="openvino",
-                                 inference_precision="f32", hint="LATENCY")
-    assert one_lane.streams == 1
-    for a, b in zip(levels.detect_levels(frames), one_lane.detect_levels(frames), strict=True):
-        assert len(a) == len(b)
-        for box in a.boxes:
-            assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.9
     with pytest.raises(FeredgeError, match="runs only 128² views"):
         tiles.detect_levels(frames)
 
@@ -469,20 +459,3 @@ def test_whole_levels_on_openvino_match_onnxruntime_on_the_same_levels(photos, t
     for a, b in zip(ort.detect_levels(list(photos.values())), ov.detect_levels(list(photos.values())), strict=True):
         assert len(a) == len(b) == 1
         np.testing.assert_allclose(a.boxes, b.boxes, atol=FP32_TOLERANCES.box_px)
-
-
-def test_lane_plan_balances_the_largest_level_in_strips_and_falls_back_when_it_cannot():
-    multiple = 16
-    photo = [(128, 128), (208, 208), (416, 416)]  # the 512² photo's letterbox and levels
-    lanes = lane_plan(photo, 2, multiple)
-    assert len(lanes) == 2
-    loads = [sum((s.bottom - s.top) * photo[s.index][1] for s in lane) for lane in lanes]
-    assert max(loads) < 1.1 * min(loads)
-    strips = sorted((s for lane in lanes for s in lane if s.index == 2), key=lambda s: s.top)
-    assert [s.index for lane in lanes for s in lane].count(0) == 1 and len(strips) == 2
-    assert strips[0].top == 0 and strips[-1].bottom == 416 and strips[0].bottom - strips[1].top == 32  # 2×16 shared
-    assert all(s.top % multiple == 0 and (s.bottom - s.top) % multiple == 0 for s in strips)
-    # a 640×360 frame: one level too short for two strips of 128 rows beside the letterbox: one lane, whole
-    assert lane_plan([(128, 128), (208, 368)], 2, multiple) == [[Strip(0, 0, 128), Strip(1, 0, 208)]]
-    assert lane_plan(photo, 1, multiple) == [[Strip(0, 0, 128), Strip(1, 0, 208), Strip(2, 0, 416)]]
-    assert lane_plan([], 2, multiple) == []

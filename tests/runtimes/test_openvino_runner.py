@@ -79,7 +79,7 @@ def test_the_call_is_the_compiled_bindings_own_and_gives_the_wrappers_numbers() 
 def test_at_shape_runs_the_network_at_another_shape_compiled_once_per_shape(astronaut_path: Path) -> None:
     """The bundle's detector at other static shapes: at 128² its numbers are the runner's own; pixels
     (uint8 BGR, converted in the graph) give what the float input made in numpy gives; one compiled
-    copy per (shape, threads, input, slot), at most SHAPED_CACHE kept; a wrong input is an error."""
+    copy per (shape, input), at most SHAPED_CACHE kept; a wrong input is an error."""
     import pytest
 
     from feredge.errors import FeredgeError
@@ -94,7 +94,7 @@ def test_at_shape_runs_the_network_at_another_shape_compiled_once_per_shape(astr
         crops = [cv2.resize(image, (128, 128)), level[:128, :128], level[-128:, -128:]]
         same = ov.at_shape((3, 3, 128, 128))
         np.testing.assert_allclose(same.infer(network_input(crops)), ov.infer(network_input(crops)), atol=1e-3)
-        assert ov.at_shape((3, 3, 128, 128)) is same and ov.at_shape((3, 3, 128, 128), slot=1) is not same
+        assert ov.at_shape((3, 3, 128, 128)) is same and ov.at_shape((3, 3, 128, 128), image=PIXELS) is not same
         wide = ov.at_shape((1, 3, 208, 416))
         from_pixels = ov.at_shape((1, 3, 208, 416), image=PIXELS)
         raw = wide.infer(network_input([level]))
