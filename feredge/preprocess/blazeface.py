@@ -596,7 +596,8 @@ class BlazeFaceDetector:
         if not images:
             return []
         levelled = [f for f, image in enumerate(images) if self.runs_levels(*image.shape[:2])]
-        blocks = self._tile_blocks([(f, images[f]) for f in range(len(images)) if f not in levelled])
+        tiled = set(range(len(images))) - set(levelled)
+        blocks = self._tile_blocks([(f, images[f]) for f in sorted(tiled)])
         for f in levelled:
             blocks += self._level_blocks(images[f], f)
         return self._merge(blocks, len(images))
