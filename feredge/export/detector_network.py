@@ -259,41 +259,44 @@ def add_detector_network(ctx: ExportContext, name: str) -> None:
     levels_reference: BlazeFaceDetector | None = None
     parity = []
     runtimes = declared_runtimes()
-    for runtime in runtimes if precision != "fp32" else runtimes[1:]:
-        cls = runner_class(runtime)
-        role = next(r for r in runtime_info(runtime).bundle_roles if r in files)
-        # the file's own precision, then the options the detector really runs with (OpenVINO: the device's)
-        checks = [({"precision": precision}, PRECISION_TOLERANCES[precision])]
-        if RUNNER_OPTIONS.get(runtime):
-            checks.append((runner_options(runtime, {"precision": precision}), DEVICE_TOLERANCES))
-        ran_as: set[str] = set()
-        for options, limits in checks:
-            runner = cls(ctx.staging / files[role], threads=1, **options)
-            other = BlazeFaceDetector(variant=variant, runner=runner)
-            ran = runtime if "inference_precision" not in runner.settings else \
-                f"{runtime} ({runner.settings['inference_precision']})"
-            ran += "" if precision == "fp32" else f", {precision} file"
-            if ran in ran_as:  # the device's precision is f32 here: already checked at the fp32 limits
+    try:
+        for runtime in runtimes if precision != "fp32" else runtimes[1:]:
+            cls = runner_class(runtime)
+            role = next(r for r in runtime_info(runtime).bundle_roles if r in files)
+            # the file's own precision, then the options the detector really runs with (OpenVINO: the device's)
+            checks = [({"precision": precision}, PRECISION_TOLERANCES[precision])]
+            if RUNNER_OPTIONS.get(runtime):
+                checks.append((runner_options(runtime, {"precision": precision}), DEVICE_TOLERANCES))
+            ran_as: set[str] = set()
+            for options, limits in checks:
+                runner = cls(ctx.staging / files[role], threads=1, **options)
+                other = BlazeFaceDetector(variant=variant, runner=runner)
+                ran = runtime if "inference_precision" not in runner.settings else \
+                    f"{runtime} ({runner.settings['inference_precision']})"
+                ran += "" if precision == "fp32" else f", {precision} file"
+                if ran in ran_as:  # the device's precision is f32 here: already checked at the fp32 limits
+                    other.runner.deactivate()
+                    continue
+                ran_as.add(ran)
+                results = [detector_parity(reference, other, images, ran, limits)]
+                if levels_variant is not None and runner.reshapes:
+                    if levels_reference is None:
+                        levels_reference = BlazeFaceDetector(variant=levels_variant, runner=runner_class(REFERENCE)(
+                            free_spatial_dims(source, ctx.scratch("feredge-detector-") / source.name), threads=1))
+                    on_levels = BlazeFaceDetector(variant=levels_variant, runner=runner)
+                    results.append(detector_parity(levels_reference, on_levels, images,
+                                                   f"{ran}, whole levels ({levels_variant.name})", limits))
                 other.runner.deactivate()
-                continue
-            ran_as.add(ran)
-            results = [detector_parity(reference, other, images, ran, limits)]
-            if levels_variant is not None and runner.reshapes:
-                if levels_reference is None:
-                    levels_reference = BlazeFaceDetector(variant=levels_variant, runner=runner_class(REFERENCE)(
-                        free_spatial_dims(source, ctx.scratch("feredge-detector-") / source.name), threads=1))
-                on_levels = BlazeFaceDetector(variant=levels_variant, runner=runner)
-                results.append(detector_parity(levels_reference, on_levels, images,
-                                               f"{ran}, whole levels ({levels_variant.name})", limits))
-            other.runner.deactivate()
-            for result in results:
-                parity.append({**result.to_dict(), "file": files[role], "options": options,
-                               "limits": asdict(limits)})
-                if not result.passed:
-                    raise FeredgeError(f"detector network parity failed in {result.runtime}: {result.reason}")
-    reference.runner.deactivate()
-    if levels_reference is not None:
-        levels_reference.runner.deactivate()
+                for result in results:
+                    parity.append({**result.to_dict(), "file": files[role], "options": options,
+                                   "limits": asdict(limits)})
+                    if not result.passed:
+                        raise FeredgeError(f"detector network parity failed in {result.runtime}: {result.reason}")
+    finally:  # the runners closed and the free-size ONNX copy removed, also when a check failed
+        reference.runner.deactivate()
+        if levels_reference is not None:
+            levels_reference.runner.deactivate()
+        ctx.remove_scratch()
     findings = [str(f) for f in check_onnx(ctx.staging / files["onnx"])]
     anchors = variant.anchors.centres(variant.input_size)
     network = Network(
