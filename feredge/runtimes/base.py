@@ -27,7 +27,7 @@ from abc import ABC, abstractmethod
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -93,19 +93,31 @@ class ImageInput:
     rgb: bool = True
 
     def to_network(self, pixels: np.ndarray) -> np.ndarray:
+        """One strided copy (colour order and layout) and two in-place steps: x / scale - mean / scale."""
         planes = pixels[..., ::-1] if self.rgb else pixels
         batch = np.ascontiguousarray(planes.transpose(0, 3, 1, 2), dtype=np.float32)
-        batch -= np.float32(self.mean)
-        batch /= np.float32(self.scale)
+        batch *= np.float32(1.0 / self.scale)
+        batch -= np.float32(self.mean / self.scale)
         return batch
 
 
-class ShapedCall(Protocol):
-    """One input shape of a network (see :meth:`Runner.at_shape`): ``infer`` takes exactly that shape."""
+class ShapedCall(ABC):
+    """One input shape of a network (see :meth:`Runner.at_shape`): ``infer`` takes exactly that shape and
+    dtype — (N, C, H, W) float32, or with an :class:`ImageInput` (N, H, W, C) uint8 pixels."""
 
-    shape: tuple[int, ...]
+    def __init__(self, shape: tuple[int, ...], image: ImageInput | None) -> None:
+        self.image = image
+        self.shape = (shape[0], shape[2], shape[3], shape[1]) if image is not None else shape
+        self.dtype = np.dtype(np.uint8 if image is not None else np.float32)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray: ...
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        if batch.shape != self.shape or batch.dtype != self.dtype:
+            raise FeredgeError(f"input {batch.dtype}{list(batch.shape)} is not the compiled "
+                               f"{self.dtype}{list(self.shape)}")
+        return self._infer(np.ascontiguousarray(batch))
+
+    @abstractmethod
+    def _infer(self, batch: np.ndarray) -> np.ndarray: ...
 
 
 def check_device(device: str | None, runner: type[Runner]) -> str:
@@ -283,7 +295,14 @@ class Runner(ABC):
     def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> ShapedCall:
         """The network at the static input ``shape`` (N, C, H, W) — a fully convolutional detector on a whole
         pyramid level — where :attr:`reshapes`; with ``image`` the call takes (N, H, W, 3) uint8 pixels."""
-        raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
+        if not self.is_active:
+            raise FeredgeError(f"{self.name} runner used before activate()")
+        if not self.reshapes:
+            raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
+        return self._at_shape(tuple(int(v) for v in shape), image)
+
+    def _at_shape(self, shape: tuple[int, ...], image: ImageInput | None) -> ShapedCall:
+        raise NotImplementedError  # runners whose reshapes is True give their own
 
     def infer_all(self, batch: np.ndarray, chunk: int = 16) -> np.ndarray:
         """Logits for a batch of any size, run in chunks of ``chunk`` (at most the model's max batch)."""

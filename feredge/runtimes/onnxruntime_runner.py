@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.runtimes.base import ImageInput, Runner, TensorMeta
+from feredge.runtimes.base import ImageInput, Runner, ShapedCall, TensorMeta
 from feredge.runtimes.onnx_external import check_onnx_file
 
 
@@ -50,27 +50,19 @@ class OnnxRuntimeRunner(Runner):
         return self.input_meta is not None and len(self.input_meta.shape) == 4 and \
             self.input_meta.shape[2] is None and self.input_meta.shape[3] is None
 
-    def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> _ShapedSession:
-        """The session itself at ``shape``."""
-        if not self.is_active:
-            raise FeredgeError(f"{self.name} runner used before activate()")
-        if not self.reshapes:
-            raise FeredgeError(f"{self.name}: {self.model_path.name} runs only at its own input shape")
-        return _ShapedSession(self, tuple(int(v) for v in shape), image)
+    def _at_shape(self, shape: tuple[int, ...], image: ImageInput | None) -> _ShapedSession:
+        return _ShapedSession(self, shape, image)  # the session itself runs any size
 
     def _deactivate(self) -> None:
         del self.session
 
 
-class _ShapedSession:
+class _ShapedSession(ShapedCall):
     def __init__(self, runner: OnnxRuntimeRunner, shape: tuple[int, ...], image: ImageInput | None) -> None:
-        self.runner, self.image = runner, image
-        self.shape = (shape[0], shape[2], shape[3], shape[1]) if image is not None else shape
-        self.dtype = np.dtype(np.uint8 if image is not None else np.float32)
+        super().__init__(shape, image)
+        self.runner = runner
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape != self.shape or batch.dtype != self.dtype:
-            raise FeredgeError(f"input {batch.dtype}{list(batch.shape)} is not {self.dtype}{list(self.shape)}")
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
         return self.runner._infer(self.image.to_network(batch) if self.image is not None else batch)
 
 

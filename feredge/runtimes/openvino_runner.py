@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from feredge.errors import FeredgeError
-from feredge.runtimes.base import ImageInput, Runner, TensorMeta
+from feredge.runtimes.base import ImageInput, Runner, ShapedCall, TensorMeta
 from feredge.runtimes.onnx_external import check_onnx_file
 
 #: bundle precision → OpenVINO INFERENCE_PRECISION_HINT. fp16 IR stores fp16 weights but the CPU
@@ -164,7 +164,7 @@ class OpenVINORunner(Runner):
     def reshapes(self) -> bool:
         return True
 
-    def at_shape(self, shape: tuple[int, ...], *, image: ImageInput | None = None) -> ShapedRequest:
+    def _at_shape(self, shape: tuple[int, ...], image: ImageInput | None) -> ShapedRequest:
         """This network compiled for the static input ``shape`` (N, C, H, W; its own request), with the
         runner's threads and precision; the last :data:`SHAPED_CACHE` are kept.
         With ``image`` the request takes (N, H, W, 3) uint8 BGR pixels and the graph converts them
@@ -172,9 +172,7 @@ class OpenVINORunner(Runner):
         float32 NCHW batch made in numpy. Why static: on the BlazeFace short-range net a model compiled
         with dynamic height and width ran a photo's levels in 1.10× the time of the 21 tiles they
         replace, compiled per shape in 0.69× (alternating, AMD EPYC AVX2); a compile takes ~0.2 s."""
-        if not self.is_active:
-            raise FeredgeError(f"{self.name} runner used before activate()")
-        key = (tuple(int(v) for v in shape), image)
+        key = (shape, image)
         shaped = self._shaped.pop(key, None)
         if shaped is None:
             shaped = self._compile_shape(*key)
@@ -190,7 +188,6 @@ class OpenVINORunner(Runner):
         except RuntimeError as exc:
             raise FeredgeError(f"{self.model_path.name}: cannot run at input shape {shape}: "
                                f"{str(exc).splitlines()[0]}") from None
-        fed = shape
         if image is not None:
             import openvino as ov
             from openvino.preprocess import ColorFormat, PrePostProcessor
@@ -204,12 +201,10 @@ class OpenVINORunner(Runner):
                 steps.convert_color(ColorFormat.RGB)
             steps.mean(image.mean).scale(image.scale)
             model = ppp.build()
-            fed = (shape[0], shape[2], shape[3], shape[1])
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **self._precision_config}
         if self.threads:
             config["INFERENCE_NUM_THREADS"] = self.threads
-        return ShapedRequest(self._core.compile_model(model, self._device, config), fed,
-                             np.uint8 if image is not None else np.float32)
+        return ShapedRequest(self._core.compile_model(model, self._device, config), shape, image)
 
     def _deactivate(self) -> None:
         self._shaped.clear()
@@ -225,27 +220,22 @@ class OpenVINORunner(Runner):
         return OpenVINOAsyncQueue(self, jobs)
 
 
-class ShapedRequest:
-    """One compiled copy of a runner's network at a static input shape, with its own request:
-    ``infer(batch)`` takes exactly that shape and dtype and returns the first output (a copy)."""
+class ShapedRequest(ShapedCall):
+    """One compiled copy of a runner's network at a static input shape, with its own request (called
+    through the compiled binding, :func:`_bare_infer`); returns the first output (a copy)."""
 
-    def __init__(self, compiled: Any, shape: tuple[int, ...], dtype: type = np.float32) -> None:
-        self.compiled, self.shape, self.dtype = compiled, shape, np.dtype(dtype)
+    def __init__(self, compiled: Any, shape: tuple[int, ...], image: ImageInput | None) -> None:
+        import openvino as ov
+
+        super().__init__(shape, image)
+        self.compiled, self._tensor = compiled, ov.Tensor
         self.request = compiled.create_infer_request()
+        self._run = _bare_infer(self.request)
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        if batch.shape != self.shape or batch.dtype != self.dtype:
-            raise FeredgeError(f"input {batch.dtype}{list(batch.shape)} is not the compiled "
-                               f"{self.dtype}{list(self.shape)}")
-        self.request.set_input_tensor(_ov_tensor(np.ascontiguousarray(batch)))
-        self.request.infer()
+    def _infer(self, batch: np.ndarray) -> np.ndarray:
+        self.request.set_input_tensor(self._tensor(batch, shared_memory=True))
+        self._run()
         return np.array(self.request.get_output_tensor(0).data, dtype=np.float32)
-
-
-def _ov_tensor(array: np.ndarray) -> Any:
-    import openvino as ov
-
-    return ov.Tensor(array, shared_memory=True)
 
 
 class OpenVINOAsyncQueue:

@@ -186,8 +186,7 @@ class FlowTracker:
             dx, dy = state.vx * self._coasted, state.vy * self._coasted
             box = self._box(state, width, height, dx, dy)
             inside = box.w * box.h >= 0.5 * state.w * state.h
-            out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, state.motion,
-                                     True, inside)
+            out[track_id] = FlowStep(self._in_frame(box), state.motion, True, inside)
         return out
 
     @property
@@ -254,9 +253,13 @@ class FlowTracker:
                     state.points, state.seeded = fresh, len(fresh)
             motion = float(np.hypot(dx, dy) / span / max(1.0, min(state.w, state.h)))
             state.motion = motion
-            out[track_id] = FlowStep(box.scaled(1.0 / self._scale) if self._scale != 1.0 else box, motion, ok, inside)
+            out[track_id] = FlowStep(self._in_frame(box), motion, ok, inside)
         self._states = {i: s for i, s in self._states.items() if out[i].ok}
         return out
+
+    def _in_frame(self, box: Box) -> Box:
+        """A box in flow pixels in frame pixels."""
+        return box.scaled(1.0 / self._scale) if self._scale != 1.0 else box
 
     @staticmethod
     def _box(state: _State, width: int, height: int, dx: float = 0.0, dy: float = 0.0) -> Box:

@@ -17,12 +17,13 @@ import pytest
 
 from feredge.errors import FeredgeError
 from feredge.preprocess.align import aligned_crop
-from feredge.preprocess.blazeface import (
+from feredge.preprocess.blazeface import (  # _iou: the detector's own box overlap (x0, y0, x1, y1)
     BLAZEFACE_SPECS,
     SHORT_RANGE_TILED,
     AnchorSpec,
     BlazeFaceDetector,
     BlazeFaceSpec,
+    _iou,
     decode,
     five_points,
     models_dir,
@@ -351,13 +352,6 @@ def _scene(photos: dict[str, np.ndarray], mtcnn_boxes: dict[str, Box]) -> tuple[
     return frame, truths
 
 
-def _iou_xyxy(a: np.ndarray, b: tuple[float, ...]) -> float:
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union
-
-
 def test_pixel_anchors_of_a_wide_input_follow_the_networks_output_order():
     anchors = SHORT_RANGE_TILED.anchors
     np.testing.assert_array_equal(anchors.pixel_centres(128, 128) / 128, anchors.centres(128))
@@ -404,11 +398,11 @@ def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
     for a, b in zip(levels.detect_levels(frames), tiles.detect_arrays(frames), strict=True):
         assert len(a) == len(b) >= 1
         for box in a.boxes:
-            assert max(_iou_xyxy(box, tuple(other)) for other in b.boxes) > 0.8
+            assert _iou(box, b.boxes).max() > 0.8
     found = levels.detect_levels([scene])[0]
     assert len(found) == 3
     for truth in truths:
-        assert max(_iou_xyxy(box, truth) for box in found.boxes) > 0.5
+        assert _iou(np.asarray(truth), found.boxes).max() > 0.5
     assert levels.detect_levels([scene])[0].boxes.tolist() == found.boxes.tolist()  # compiled shapes reused
     per_frame = [levels.detect_levels([image])[0] for image in frames]
     for together, alone in zip(levels.detect_levels(frames), per_frame, strict=True):  # batched = per frame
