@@ -148,6 +148,12 @@ class BlazeFaceSpec:
     TensorRT on the shipped and bundled files, whose input is 128²) the tiles run. The short-range net
     is fully convolutional, so a level is the same pyramid at the same scale without the tiles'
     overlap (the 512² photo: 232 k network pixels instead of 21 × 128² = 344 k) and without their seams.
+    ``finest_upsample``: a level whose tile would be smaller than the input is left out (it would only
+    be upsampled), except the last of ``tiles``, which may enlarge the frame by up to this factor. Why:
+    ``(2, 4, 6, 8)`` at 1.2 gives 720p a ⅛ level at 1.14× (a 28-px face becomes 32 network pixels
+    instead of 24 at ⅙): the small faces that ``benchmarks/detectors.md``'s set lost at ⅙; a frame
+    whose ⅛ tile is under 1/1.2 of the input (short side < 683: the 512² photo, 640×360) keeps the
+    levels it had, and no other level is enlarged (that would add ⅙ to the photo and ¼ to 640×360).
     """
 
     name: str
@@ -164,6 +170,7 @@ class BlazeFaceSpec:
     min_face: int = 0
     box_scale: float = 1.0
     whole_levels: bool = False
+    finest_upsample: float = 1.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -177,6 +184,8 @@ class BlazeFaceSpec:
             problems.append(f"tile_overlap must be in [0, 1), got {self.tile_overlap}")
         if not 0.5 <= self.box_scale <= 2.0:
             problems.append(f"box_scale must be in [0.5, 2], got {self.box_scale}")
+        if not 1.0 <= self.finest_upsample <= 2.0:
+            problems.append(f"finest_upsample must be in [1, 2], got {self.finest_upsample}")
         if problems:
             raise FeredgeError(f"invalid BlazeFaceSpec {self.name!r}: " + "; ".join(problems))
 
@@ -214,14 +223,20 @@ FULL_RANGE = BlazeFaceSpec("blazeface_full", "full_range.onnx", 192,
 #: the frame's short side (28 px in 720p) at ~40 views per frame; see benchmarks/detectors.md
 FULL_RANGE_TILED = BlazeFaceSpec("blazeface_tiled", "full_range.onnx", 192, FULL_RANGE.anchors, tiles=(2, 4))
 
-#: short range over the letterbox plus 2×, 4× and 6× tiles (those no smaller than 128 px), score ≥ 0.7,
-#: boxes ×1.13 to the classifiers' framing: the default detector (feredge.preprocess.spec.DetectorSpec).
-#: On benchmarks/detectors.md's set, per score threshold (recall seed 0 / seed 1, false positives 0 / 1):
-#: 0.6: 0.966 / 0.956, 41 / 47; 0.65: 0.960 / 0.950, 20 / 22; 0.7: 0.938 / 0.933, 10 / 5;
-#: 0.75: 0.932 / 0.928, 5 / 3 — 0.7 is the lowest with fewer false faces than Haar (14 / 20).
-#: Views: 9 for 640×360, 21 for the 512² photo, 103 for 720p (the net is 1/5 of the full range's cost).
+#: short range over the letterbox plus 2×, 4×, 6× and 8× tiles (those no smaller than 128 px; the 8× down to
+#: 107 px, enlarged ≤ 1.2×: :attr:`BlazeFaceSpec.finest_upsample`), score ≥ 0.75, boxes ×1.13 to the
+#: classifiers' framing: the default detector (feredge.preprocess.spec.DetectorSpec). On
+#: benchmarks/detectors.md's set, per score threshold (recall seed 0 / held-out seed 1, false positives 0 / 1):
+#: 0.65: 0.983 / 0.983, 50 / 41; 0.7: 0.977 / 0.967, 17 / 11; 0.72: 0.977 / 0.967, 8 / 6;
+#: 0.75: 0.966 / 0.961, 3 / 2; 0.8: 0.938 / 0.950, 0 / 0 (Haar: FP 14 / 20, MTCNN: recall 0.926 / 0.961).
+#: 0.75, not the 0.72 that also passes: at 0.72 the tile path (ONNX Runtime, TensorRT) had 11 false faces
+#: on seed 0, too near Haar's 14, and 0.70 → 0.72 halves them: a cliff a precision change could cross.
+#: Without the 8× tiles (``(2, 4, 6)`` at 0.7, the default until 2026-12-03): 0.943 / 0.939, FP 15 / 10 —
+#: the misses were the 28–50-px faces of 720p.
+#: Views: 9 for 640×360, 21 for the 512² photo, 223 for 720p (103 without the 8×).
 SHORT_RANGE_TILED = BlazeFaceSpec("blazeface_short_tiled", "short_range.onnx", 128, SHORT_RANGE.anchors,
-                                  score_threshold=0.7, tiles=(2, 4, 6), box_scale=1.13, whole_levels=True)
+                                  score_threshold=0.75, tiles=(2, 4, 6, 8), box_scale=1.13, whole_levels=True,
+                                  finest_upsample=1.2)
 
 #: detector name (a key of :data:`feredge.preprocess.detect.DETECTORS`) → its BlazeFace settings
 BLAZEFACE_SPECS: dict[str, BlazeFaceSpec] = {
@@ -419,8 +434,8 @@ class BlazeFaceDetector:
     a 512² photo: its ½ and ¼ levels; the letterbox runs on the runner's own model), so a frame shape
     runs them only once they can pay: from its ``levels_after``-th detection (2: a second frame of
     one size is a stream, a loop or a batch, not a one-off photo) and where its tiles number at least
-    ``levels_min_views`` (16: the 512² photo's 21 views and 720p's 103 ran in 0.7× and 0.56× the
-    time as levels, 640×360's 9 in 0.78×, ~3 ms a detection, which a short video's compile
+    ``levels_min_views`` (16: the 512² photo's 21 views and 720p's 103 — before its ⅛ level — ran in
+    0.7× and 0.56× the time as levels, 640×360's 9 in 0.78×, ~3 ms a detection, which a short video's compile
     outweighs: the 300-frame video of ``benchmarks/pipeline_vs_fer.md`` ran at 8.4× fer's frames/s
     with levels there, 10.2× without). Other frames run the tiles.
     """
@@ -503,16 +518,18 @@ class BlazeFaceDetector:
 
     def _levels(self, image: np.ndarray, pyramid: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
         """Each tile level of ``tiles``: the frame resized so a tile of 1/n of the short side (plus the
-        overlap) becomes the input, with its x and y scale; levels that would upsample are left out."""
+        overlap) becomes the input, with its x and y scale; levels that would upsample are left out
+        (the last by more than :attr:`BlazeFaceSpec.finest_upsample`)."""
         h, w = image.shape[:2]
         return [(_resize(image, (sw, sh), pyramid), sw / w, sh / h) for sw, sh in self._level_sizes(h, w)]
 
     def _level_sizes(self, h: int, w: int) -> list[tuple[int, int]]:
         v = self.variant
         out = []
-        for n in v.tiles:
+        for i, n in enumerate(v.tiles):
             side = min(min(h, w), round(min(h, w) / n * (1.0 + v.tile_overlap)))
-            if side < v.input_size or (n == 1 and h == w):
+            upsample = v.finest_upsample if i == len(v.tiles) - 1 else 1.0
+            if side * upsample < v.input_size or (n == 1 and h == w):
                 continue  # a tile smaller than the input would only be upsampled; n=1 of a square is the letterbox
             scale = v.input_size / side
             out.append((max(v.input_size, round(w * scale)), max(v.input_size, round(h * scale))))

@@ -28,11 +28,11 @@ class DetectorSpec:
 
     ``name`` is a key of :data:`feredge.preprocess.detect.DETECTORS`; ``none`` means the image is
     already a face crop. The default is ``blazeface_short_tiled``: MediaPipe's short-range BlazeFace
-    (shipped in the package) over the whole frame and over tiles of ½, ¼ and ⅙ of its short side, so
+    (shipped in the package) over the whole frame and over tiles of ½, ¼, ⅙ and ⅛ of its short side, so
     the smallest face found is a fixed fraction of the frame. Why it and not Haar (the default until
-    2026-12-02) or MTCNN, on ``benchmarks/detectors.md``'s real-face set: recall 0.938 / 0.933
+    2026-12-02) or MTCNN, on ``benchmarks/detectors.md``'s real-face set: recall 0.966 / 0.961
     (seed 0 / held-out seed 1) against Haar's 0.324 / 0.344 and MTCNN's 0.926 / 0.961, false faces
-    10 / 5 against Haar's 14 / 20 and MTCNN's 16 / 12, and the shipped photo several times faster
+    3 / 2 against Haar's 14 / 20 and MTCNN's 16 / 12, and the shipped photo several times faster
     than Haar (``benchmarks/pipeline_vs_fer.md``); five landmarks per face come with it.
 
     The Haar settings below apply when ``name`` is ``haar``: OpenCV's usual ones with a minimum

@@ -296,7 +296,7 @@ def test_registry_builds_every_variant_and_the_default_is_the_tiled_short_range(
     assert PreprocessSpec().detector.name == "blazeface_short_tiled"
     for name, model, tiles in (("blazeface", "short_range.onnx", ()), ("blazeface_full", "full_range.onnx", ()),
                                ("blazeface_tiled", "full_range.onnx", (2, 4)),
-                               ("blazeface_short_tiled", "short_range.onnx", (2, 4, 6))):
+                               ("blazeface_short_tiled", "short_range.onnx", (2, 4, 6, 8))):
         assert name in DETECTORS
         detector = create_detector(DetectorSpec(name=name))
         assert isinstance(detector, BlazeFaceDetector)
@@ -370,8 +370,9 @@ def test_the_default_detector_runs_whole_levels_on_openvino_and_tiles_on_onnxrun
     assert not ort.whole_levels and not ort.runner.reshapes  # the shipped file's input is 128²
     assert not BlazeFaceDetector(DetectorSpec(name="blazeface"), runtime="openvino").whole_levels  # no levels
     crops, views = ov.level_views(np.zeros((720, 1280, 3), np.uint8))
-    # the letterbox, then the ½, ¼ and ⅙ levels whole, padded to multiples of 16, at the tiles' scales
-    assert [c.shape for c in crops] == [(128, 128, 3), (208, 368, 3), (416, 736, 3), (624, 1104, 3)]
+    # the letterbox, then the ½, ¼, ⅙ and ⅛ levels whole, padded to multiples of 16, at the tiles' scales
+    assert [c.shape for c in crops] == [(128, 128, 3), (208, 368, 3), (416, 736, 3), (624, 1104, 3),
+                                        (832, 1472, 3)]
     tiles = ov.views(np.zeros((720, 1280, 3), np.uint8))[1]
     assert {(round(v.scale_x, 4), round(v.scale_y, 4)) for v in views[1:]} == \
         {(round(v.scale_x, 4), round(v.scale_y, 4)) for v in tiles[1:]}
@@ -385,6 +386,28 @@ def test_a_record_from_before_whole_levels_takes_the_registered_variants_way():
     record = {**SHORT_RANGE_TILED.to_dict(), "name": "someone_elses"}
     del record["whole_levels"]
     assert BlazeFaceSpec.from_dict(record).whole_levels is False
+    # a record from before finest_upsample enlarged no level: it keeps meaning that
+    record = {**SHORT_RANGE_TILED.to_dict(), "tiles": [2, 4, 6]}
+    del record["finest_upsample"]
+    assert BlazeFaceSpec.from_dict(record).finest_upsample == 1.0
+
+
+def test_only_the_finest_level_may_upsample_and_by_at_most_its_factor():
+    """720p gets its ⅛ level at 128/112 = 1.14× (the tile is 112 px, ≥ 128 / 1.2); the photo's ⅛ tile (80 px)
+    and ⅙ (107 px), and 640×360's ¼ (112 px, not the last level), are left out as before."""
+    detector = BlazeFaceDetector(DetectorSpec(name="blazeface_short_tiled"), runtime="onnxruntime")
+    assert detector.variant.finest_upsample == 1.2 and detector.variant.tiles[-1] == 8
+    sizes_720 = detector._level_sizes(720, 1280)
+    assert sizes_720 == [(364, 205), (728, 410), (1092, 614), (1463, 823)]
+    assert sizes_720[-1][0] / 1280 == pytest.approx(128 / 112, abs=1e-3)  # enlarged 1.14×
+    assert detector._level_sizes(512, 512) == [(205, 205), (410, 410)]
+    assert detector._level_sizes(360, 640) == [(364, 205)]
+    no_upsample = BlazeFaceDetector(variant=replace(SHORT_RANGE_TILED, finest_upsample=1.0), runtime="onnxruntime")
+    assert no_upsample._level_sizes(720, 1280) == sizes_720[:3]
+    assert all(w <= 1280 for w, _ in no_upsample._level_sizes(720, 1280))
+    for bad in (0.9, 2.5):
+        with pytest.raises(FeredgeError, match="finest_upsample"):
+            replace(SHORT_RANGE_TILED, finest_upsample=bad)
 
 
 def test_whole_levels_find_the_faces_the_tiles_find(photos, mtcnn_boxes):
@@ -418,7 +441,7 @@ def test_a_frame_shape_runs_whole_levels_from_its_second_detection_where_it_has_
     photo = photos["astronaut"]
     small = np.zeros((360, 640, 3), np.uint8)
     assert (detector.tile_count(*photo.shape[:2]), detector.tile_count(360, 640)) == (21, 9)
-    assert detector.tile_count(720, 1280) == len(detector.views(np.zeros((720, 1280, 3), np.uint8))[1]) == 103
+    assert detector.tile_count(720, 1280) == len(detector.views(np.zeros((720, 1280, 3), np.uint8))[1]) == 223
     first = detector.detect_arrays([photo])[0]
     assert not detector.runner._shaped  # nothing compiled for a first frame
     np.testing.assert_array_equal(first.boxes, detector.detect_tiles([photo])[0].boxes)
