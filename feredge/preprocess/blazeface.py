@@ -475,17 +475,15 @@ class BlazeFaceDetector:
         #: each tile level run whole (:attr:`BlazeFaceSpec.whole_levels`) where the runner compiles other shapes
         self.whole_levels = bool(variant.whole_levels and variant.tiles and self.runner.reshapes)
         self.levels_after, self.levels_min_views = levels_after, levels_min_views
-        self._seen: OrderedDict[tuple[int, int], int] = OrderedDict()  # frame shape → detections (the last 64)
+        #: frame shape → (detections so far, its tile count), the last 64 shapes
+        self._seen: OrderedDict[tuple[int, int], tuple[int, int]] = OrderedDict()
         self._level_anchors: dict[tuple[int, int], np.ndarray] = {}
 
     def views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
         """The frame's network inputs (HWC uint8 BGR, input_size²) and where each came from: the
         letterbox and every level's tiles."""
         v = self.variant
-        image = _bgr(image)
-        pyramid = [image]
-        levels = self._levels(image, pyramid)
-        crops, views = self._letterbox_view(image, frame, pyramid)
+        levels, crops, views = self._pyramid(image, frame)
         for level, sx, sy in levels:
             sh, sw = level.shape[:2]
             for y in tile_origins(sh, v.input_size, v.tile_overlap):
@@ -497,10 +495,7 @@ class BlazeFaceDetector:
     def level_views(self, image: np.ndarray, frame: int = 0) -> tuple[list[np.ndarray], list[View]]:
         """The frame's letterbox (input_size²) and each tile level whole, bottom and right padded with
         black to a multiple of the largest anchor stride (the short-range net's deepest map is 1/16)."""
-        image = _bgr(image)
-        pyramid = [image]
-        levels = self._levels(image, pyramid)
-        crops, views = self._letterbox_view(image, frame, pyramid)
+        levels, crops, views = self._pyramid(image, frame)
         multiple = max(self.variant.anchors.strides)
         for level, sx, sy in levels:
             sh, sw = level.shape[:2]
@@ -511,10 +506,15 @@ class BlazeFaceDetector:
             views.append(View(frame, 0.0, 0.0, sx, sy))
         return crops, views
 
-    def _letterbox_view(self, image: np.ndarray, frame: int,
-                        pyramid: list[np.ndarray]) -> tuple[list[np.ndarray], list[View]]:
+    def _pyramid(self, image: np.ndarray,
+                 frame: int) -> tuple[list[tuple[np.ndarray, float, float]], list[np.ndarray], list[View]]:
+        """The frame's tile levels (:meth:`_levels`) and its letterbox as the first view, from one shared
+        Gaussian pyramid: the levels first, so the letterbox starts from the smallest of them."""
+        image = _bgr(image)
+        pyramid = [image]
+        levels = self._levels(image, pyramid)
         canvas, ox, oy, sx, sy = _letterbox(image, self.variant.input_size, self.variant.letterbox, pyramid)
-        return [canvas], [View(frame, ox, oy, sx, sy)]
+        return levels, [canvas], [View(frame, ox, oy, sx, sy)]
 
     def _levels(self, image: np.ndarray, pyramid: list[np.ndarray]) -> list[tuple[np.ndarray, float, float]]:
         """Each tile level of ``tiles``: the frame resized so a tile of 1/n of the short side (plus the
@@ -546,11 +546,11 @@ class BlazeFaceDetector:
         if not self.whole_levels:
             return False
         key = (h, w)
-        seen = self._seen.pop(key, 0) + 1
-        self._seen[key] = seen
+        seen, tiles = self._seen.pop(key, None) or (0, self.tile_count(h, w))  # counted once a shape
+        self._seen[key] = (seen + 1, tiles)
         while len(self._seen) > 64:
             self._seen.popitem(last=False)
-        return seen >= self.levels_after and self.tile_count(h, w) >= self.levels_min_views
+        return seen + 1 >= self.levels_after and tiles >= self.levels_min_views
 
     def infer(self, crops: Sequence[np.ndarray]) -> np.ndarray:
         """(views, anchors, 17) raw network output for HWC BGR uint8 crops."""
